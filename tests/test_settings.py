@@ -1,0 +1,135 @@
+"""The configuration contract: every variable read, every problem reported at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from trellis_slack.errors import ConfigError
+from trellis_slack.settings import Settings
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def make_jwt(expires: datetime | None) -> str:
+    claims: dict[str, object] = {"sub": "member-1", "org": "org-1"}
+    if expires is not None:
+        claims["exp"] = int(expires.timestamp())
+    return jwt.encode(claims, "a-secret-of-at-least-32-bytes-length!", algorithm="HS256")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+        "SLACK_APP_TOKEN": "xapp-1-A1-2-def",
+        "TRELLIS_TOKEN": make_jwt(NOW + timedelta(days=30)),
+    }
+    env.update(extra)
+    return env
+
+
+def load(env: dict[str, str]) -> Settings:
+    return Settings.from_mapping(env, now=lambda: NOW)
+
+
+def test_defaults_when_only_required_variables_are_set() -> None:
+    """The documented defaults apply when only the required variables are set."""
+    settings = load(base_env())
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.trellis_ws_url == "wss://api.trellis.sh/v1/chats/ws"
+    assert settings.trellis_api_url == "https://api.trellis.sh"
+    assert settings.db_path == "./trellis-slack.db"
+    assert settings.log_level == "INFO"
+    assert settings.follow_ups == "all"
+    assert settings.max_connections == 3
+    assert not settings.per_user_identity
+
+
+def test_every_missing_variable_is_reported_at_once() -> None:
+    """An empty environment names every required variable in one error."""
+    with pytest.raises(ConfigError) as caught:
+        load({})
+    text = "\n".join(caught.value.problems)
+    assert "SLACK_BOT_TOKEN is required" in text
+    assert "SLACK_APP_TOKEN is required" in text
+    assert "TRELLIS_TOKEN or TRELLIS_API_KEY is required" in text
+    assert len(caught.value.problems) == 3
+
+
+def test_invalid_values_are_all_reported() -> None:
+    """Wrong prefixes, bad URLs, bad numbers and levels are listed together."""
+    env = base_env(
+        SLACK_BOT_TOKEN="xoxp-user-token",
+        SLACK_API_URL="ftp://example",
+        TRELLIS_WS_URL="https://not-a-websocket",
+        LOG_LEVEL="LOUD",
+        TRELLIS_TURN_TIMEOUT="soon",
+        TRELLIS_MAX_CONNECTIONS="0",
+        FOLLOW_UPS="sometimes",
+        ALLOW_EXTERNAL_USERS="maybe",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(env)
+    problems = caught.value.problems
+    assert len(problems) == 8
+    assert any("SLACK_BOT_TOKEN must start with 'xoxb-'" in p for p in problems)
+    assert any(
+        p.startswith("TRELLIS_WS_URL must be a URL starting with wss or ws") for p in problems
+    )
+
+
+def test_api_url_gets_a_trailing_slash() -> None:
+    """SLACK_API_URL without a trailing slash still forms valid method URLs."""
+    settings = load(base_env(SLACK_API_URL="http://127.0.0.1:9999/api"))
+    assert settings.slack_api_url == "http://127.0.0.1:9999/api/"
+
+
+def test_token_that_is_not_a_jwt_is_refused_without_quoting_it() -> None:
+    """A TRELLIS_TOKEN that is not a JWT is a clear error that does not repeat the token."""
+    with pytest.raises(ConfigError) as caught:
+        load(base_env(TRELLIS_TOKEN="not-a-jwt-secret-value"))
+    assert "TRELLIS_TOKEN is not a JWT" in str(caught.value)
+    assert "not-a-jwt-secret-value" not in str(caught.value)
+
+
+def test_expired_token_is_refused() -> None:
+    """An expired TRELLIS_TOKEN stops start-up with the expiry time."""
+    token = make_jwt(NOW - timedelta(hours=2))
+    with pytest.raises(ConfigError) as caught:
+        load(base_env(TRELLIS_TOKEN=token))
+    assert "TRELLIS_TOKEN expired at 2026-11-28 10:00 UTC" in str(caught.value)
+    assert token not in str(caught.value)
+
+
+def test_token_expiring_soon_is_a_warning() -> None:
+    """A token expiring within a day starts, with a warning giving the time left."""
+    settings = load(base_env(TRELLIS_TOKEN=make_jwt(NOW + timedelta(hours=5, minutes=30))))
+    assert settings.warnings == ("TRELLIS_TOKEN expires in 5 h 30 min (at 2026-11-28 17:30 UTC)",)
+
+
+def test_api_key_alone_means_per_user_identity() -> None:
+    """With only TRELLIS_API_KEY each Slack user gets their own Trellis identity."""
+    env = base_env(TRELLIS_API_KEY="key-123")
+    del env["TRELLIS_TOKEN"]
+    assert load(env).per_user_identity
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    """repr(settings) shows no token or key."""
+    env = base_env(TRELLIS_API_KEY="key-very-secret")
+    settings = load(env)
+    text = repr(settings)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TRELLIS_TOKEN", "TRELLIS_API_KEY"):
+        assert env[name] not in text
+
+
+def test_lists_and_switches_are_parsed() -> None:
+    """Allowlists are comma-separated ids; switches take true/false words."""
+    settings = load(
+        base_env(ALLOWED_CHANNELS="C1, C2,", ALLOWED_USERS="U1", ALLOW_EXTERNAL_USERS="yes")
+    )
+    assert settings.allowed_channels == frozenset({"C1", "C2"})
+    assert settings.allowed_users == frozenset({"U1"})
+    assert settings.allow_external_users

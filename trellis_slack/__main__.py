@@ -1,0 +1,7 @@
+"""``python -m trellis_slack``: the same as the ``trellis-slack`` command."""
+
+import sys
+
+from trellis_slack.cli import main
+
+sys.exit(main())

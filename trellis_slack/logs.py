@@ -1,0 +1,99 @@
+"""Logging set-up: one configuration at start-up, secrets scrubbed, conversation ids on every record."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+#: Slack tokens, Trellis JWTs and ``?token=`` query values, whatever library logs them.
+_SECRET_PATTERNS = re.compile(
+    r"xox[abposr]-[A-Za-z0-9-]+"
+    r"|xapp-[A-Za-z0-9-]+"
+    r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+    r"|(?<=token=)[^&\s\"']+"
+)
+REDACTED = "[redacted]"
+
+_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "trellis_slack_log_context", default=None
+)
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every known secret and anything shaped like a token replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites each record's message so no token reaches a handler, whoever logged it."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message, self._secrets)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Formatted tracebacks quote exception messages: format once here and scrub that too.
+            record.exc_text = scrub(
+                logging.Formatter().formatException(record.exc_info), self._secrets
+            )
+            record.exc_info = None
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+class ContextFilter(logging.Filter):
+    """Adds the current channel, thread and chat ids (see ``log_context``) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        values = _context.get() or {}
+        record.slack_channel = values.get("channel", "-")
+        record.slack_thread = values.get("thread", "-")
+        record.trellis_chat = values.get("chat", "-")
+        return True
+
+
+@contextmanager
+def log_context(**values: str | None) -> Iterator[None]:
+    """Within the block, log records carry these ids (channel=, thread=, chat=)."""
+    merged = dict(_context.get() or {})
+    merged.update({key: value for key, value in values.items() if value})
+    token = _context.set(merged)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def add_log_context(**values: str | None) -> None:
+    """Add ids to the current context (e.g. the chat id once Trellis names it)."""
+    merged = dict(_context.get() or {})
+    merged.update({key: value for key, value in values.items() if value})
+    _context.set(merged)
+
+
+def configure(level: str, secrets: Iterable[str] = ()) -> None:
+    """Configure the root logger once: plain text with conversation ids, secrets scrubbed."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(slack_channel)s %(slack_thread)s %(trellis_chat)s] %(message)s"
+        )
+    )
+    handler.addFilter(ContextFilter())
+    handler.addFilter(SecretFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Libraries are chatty at DEBUG and may print request details; keep them at INFO at most.
+    for name in ("websockets", "aiohttp", "slack_sdk", "slack_bolt", "matplotlib"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))

@@ -1,0 +1,243 @@
+"""The configuration contract: environment variables → one frozen, validated ``Settings``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import urlsplit
+
+import jwt
+
+from trellis_slack.errors import ConfigError
+
+FollowUps = Literal["all", "mentions"]
+
+#: Every variable the bridge reads, with its one-line meaning. The README's configuration table is
+#: tested against this mapping, so a variable cannot be added without being documented.
+VARIABLES: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "Bot token `xoxb-…`. Required for `run`.",
+    "SLACK_APP_TOKEN": "App-level token `xapp-…` with `connections:write` (Socket Mode). Required for `run`.",
+    "SLACK_API_URL": "Slack Web API base URL; every Slack call goes through it. Default `https://slack.com/api/`.",
+    "TRELLIS_TOKEN": "A Trellis JWT shared by all Slack users. This or `TRELLIS_API_KEY` is required.",
+    "TRELLIS_API_KEY": "A Trellis API key: the bridge mints a JWT per Slack user from their e-mail.",
+    "TRELLIS_WS_URL": "Trellis chat WebSocket. Default `wss://api.trellis.sh/v1/chats/ws`.",
+    "TRELLIS_API_URL": "Trellis REST API. Default `https://api.trellis.sh`.",
+    "TRELLIS_INTEGRATION_ID": "Default integration (database) for questions. Optional.",
+    "TRELLIS_MODEL": "Default model. Optional (Trellis picks its default).",
+    "TRELLIS_SLACK_DB": "Path of the SQLite state file. Default `./trellis-slack.db`.",
+    "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`. Default `INFO`.",
+    "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
+    "ALLOWED_CHANNELS": "Comma-separated channel ids the bot answers in (DMs included by id). Default: everywhere it is invited.",
+    "ALLOWED_USERS": "Comma-separated Slack user ids allowed to ask. Default: everyone in the workspace.",
+    "ALLOW_EXTERNAL_USERS": "`true` to answer users from other workspaces (Slack Connect). Default `false`.",
+    "TRELLIS_TURN_TIMEOUT": "Seconds without any event from Trellis before an answer is given up. Default `300`.",
+    "TRELLIS_IDLE_TIMEOUT": "Seconds an idle Trellis connection is kept open. Default `120`.",
+    "TRELLIS_MAX_CONNECTIONS": "Trellis connections per token (the current API allows 3). Default `3`.",
+}
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TOKEN_WARN_WITHIN = timedelta(days=1)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated configuration. Secrets are kept out of ``repr``."""
+
+    slack_bot_token: str = field(repr=False)
+    slack_app_token: str = field(repr=False)
+    trellis_token: str | None = field(default=None, repr=False)
+    trellis_api_key: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    trellis_ws_url: str = "wss://api.trellis.sh/v1/chats/ws"
+    trellis_api_url: str = "https://api.trellis.sh"
+    trellis_integration_id: str | None = None
+    trellis_model: str | None = None
+    db_path: str = "./trellis-slack.db"
+    log_level: str = "INFO"
+    follow_ups: FollowUps = "all"
+    allowed_channels: frozenset[str] | None = None
+    allowed_users: frozenset[str] | None = None
+    allow_external_users: bool = False
+    turn_timeout: float = 300.0
+    idle_timeout: float = 120.0
+    max_connections: int = 3
+    #: Things the admin should know but that do not stop the bot (e.g. a token expiring soon).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def per_user_identity(self) -> bool:
+        """True when each Slack user gets their own Trellis JWT minted from the API key."""
+        return self.trellis_token is None and self.trellis_api_key is not None
+
+    @classmethod
+    def from_mapping(
+        cls,
+        env: Mapping[str, str],
+        *,
+        require_slack: bool = True,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> Settings:
+        """Build settings from ``env``; raise ``ConfigError`` listing *every* problem at once."""
+        reader = _Reader(env)
+        bot_token = reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-", required=require_slack)
+        app_token = reader.secret("SLACK_APP_TOKEN", prefix="xapp-", required=require_slack)
+        trellis_token = reader.secret("TRELLIS_TOKEN")
+        api_key = reader.secret("TRELLIS_API_KEY")
+        if trellis_token is None and api_key is None:
+            reader.problems.append(
+                "TRELLIS_TOKEN or TRELLIS_API_KEY is required: set a Trellis JWT shared by all "
+                "users, or an API key to mint one per Slack user"
+            )
+        warnings: list[str] = []
+        if trellis_token is not None:
+            problem, warning = inspect_static_token(trellis_token, now())
+            if problem:
+                reader.problems.append(problem)
+            if warning:
+                warnings.append(warning)
+        slack_api_url = reader.url("SLACK_API_URL", "https://slack.com/api/", ("https", "http"))
+        if not slack_api_url.endswith("/"):
+            slack_api_url += "/"
+        settings = cls(
+            slack_bot_token=bot_token or "",
+            slack_app_token=app_token or "",
+            trellis_token=trellis_token,
+            trellis_api_key=api_key,
+            slack_api_url=slack_api_url,
+            trellis_ws_url=reader.url(
+                "TRELLIS_WS_URL", "wss://api.trellis.sh/v1/chats/ws", ("wss", "ws")
+            ),
+            trellis_api_url=reader.url(
+                "TRELLIS_API_URL", "https://api.trellis.sh", ("https", "http")
+            ).rstrip("/"),
+            trellis_integration_id=reader.optional("TRELLIS_INTEGRATION_ID"),
+            trellis_model=reader.optional("TRELLIS_MODEL"),
+            db_path=reader.optional("TRELLIS_SLACK_DB") or "./trellis-slack.db",
+            log_level=reader.choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
+            follow_ups=reader.follow_ups(),
+            allowed_channels=reader.id_list("ALLOWED_CHANNELS"),
+            allowed_users=reader.id_list("ALLOWED_USERS"),
+            allow_external_users=reader.boolean("ALLOW_EXTERNAL_USERS", default=False),
+            turn_timeout=reader.number("TRELLIS_TURN_TIMEOUT", 300.0),
+            idle_timeout=reader.number("TRELLIS_IDLE_TIMEOUT", 120.0),
+            max_connections=int(reader.number("TRELLIS_MAX_CONNECTIONS", 3, integer=True)),
+            warnings=tuple(warnings),
+        )
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return settings
+
+
+def inspect_static_token(token: str, now: datetime) -> tuple[str | None, str | None]:
+    """Look inside a JWT without verifying it: ``(problem, warning)``, never quoting the token.
+
+    Trellis holds the signing key, so only the shape and ``exp`` can be checked here; an expired
+    token is refused at start-up (every answer would fail), one expiring within a day is a warning.
+    """
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ("TRELLIS_TOKEN is not a JWT (expected three base64 parts separated by dots)", None)
+    exp = claims.get("exp")
+    if exp is None:
+        return None, None
+    if not isinstance(exp, int | float):
+        return ("TRELLIS_TOKEN has an `exp` claim that is not a number", None)
+    expires = datetime.fromtimestamp(exp, UTC)
+    left = expires - now
+    when = expires.strftime("%Y-%m-%d %H:%M UTC")
+    if left <= timedelta(0):
+        return (f"TRELLIS_TOKEN expired at {when}: ask Trellis for a new token", None)
+    if left <= _TOKEN_WARN_WITHIN:
+        hours, rest = divmod(int(left.total_seconds()), 3600)
+        return None, f"TRELLIS_TOKEN expires in {hours} h {rest // 60} min (at {when})"
+    return None, None
+
+
+@dataclass
+class _Reader:
+    """Reads variables from the mapping, collecting problems instead of stopping at the first."""
+
+    env: Mapping[str, str]
+    problems: list[str] = field(default_factory=list)
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def secret(self, name: str, *, prefix: str = "", required: bool = False) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            if required:
+                self.problems.append(f"{name} is required")
+            return None
+        if prefix and not value.startswith(prefix):
+            self.problems.append(f"{name} must start with {prefix!r}")
+        return value
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.optional(name) or default
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            self.problems.append(f"{name} must be a URL starting with {' or '.join(schemes)}://")
+        elif parts.query or parts.username or parts.password:
+            self.problems.append(f"{name} must not carry credentials or a query string")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str, *, upper: bool) -> str:
+        value = self.optional(name) or default
+        if upper:
+            value = value.upper()
+        if value not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+            return default
+        return value
+
+    def follow_ups(self) -> FollowUps:
+        value = (self.optional("FOLLOW_UPS") or "all").lower()
+        if value == "mentions":
+            return "mentions"
+        if value != "all":
+            self.problems.append(f"FOLLOW_UPS must be 'all' or 'mentions' (got {value!r})")
+        return "all"
+
+    def id_list(self, name: str) -> frozenset[str] | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        ids = frozenset(part.strip() for part in value.split(",") if part.strip())
+        if not ids:
+            self.problems.append(f"{name} is set but lists no ids")
+        return ids
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.optional(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false (got {value!r})")
+        return default
+
+    def number(self, name: str, default: float, *, integer: bool = False) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = int(value) if integer else float(value)
+        except ValueError:
+            kind = "a whole number" if integer else "a number of seconds"
+            self.problems.append(f"{name} must be {kind} (got {value!r})")
+            return default
+        if number <= 0:
+            self.problems.append(f"{name} must be greater than zero (got {value!r})")
+            return default
+        return number
