@@ -1,0 +1,1 @@
+"""Fakes of the services trellis-slack talks to, for tests and the offline demo."""
