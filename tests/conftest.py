@@ -1,0 +1,86 @@
+"""Shared fixtures: the local Slack and Trellis servers, and the real bot connected to both."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trellis_slack.app import Bot
+from trellis_slack.settings import Settings
+from trellis_slack.testing.slack_server import FakeSlack
+from trellis_slack.testing.trellis_server import FakeTrellis
+from trellis_slack.trellis_client import Backoff
+
+BOT_USER = "U0BOT"
+ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0EXT"
+CHANNEL, DM = "C0GENERAL", "D0ALICE"
+
+BotFactory = Callable[..., Awaitable[Bot]]
+
+
+@pytest.fixture
+async def trellis() -> AsyncIterator[FakeTrellis]:
+    async with FakeTrellis(version="current") as server:
+        yield server
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(bot_user_id=BOT_USER) as server:
+        server.add_user(ALICE, "alice", email="alice@example.com")
+        server.add_user(BOB, "bob", email="bob@example.com")
+        server.add_user(MALLORY, "mallory", email="m@elsewhere.example", team_id="T0OTHER")
+        server.add_channel(CHANNEL, "general", members=[ALICE, BOB, MALLORY, BOT_USER])
+        server.add_channel(DM, "alice-dm", kind="im", members=[ALICE, BOT_USER])
+        yield server
+
+
+def bot_env(slack: FakeSlack, trellis: FakeTrellis, db: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-fake-bot-token",
+        "SLACK_APP_TOKEN": "xapp-fake-app-token",
+        "SLACK_API_URL": slack.api_url,
+        "TRELLIS_TOKEN": trellis.make_token("member-shared"),
+        "TRELLIS_WS_URL": trellis.ws_url,
+        "TRELLIS_API_URL": trellis.api_url,
+        "TRELLIS_SLACK_DB": str(db),
+        "TRELLIS_TURN_TIMEOUT": "10",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+async def start_bot(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path
+) -> AsyncIterator[BotFactory]:
+    """Start real bots (AsyncApp + Socket Mode + Trellis client + SQLite) against the fakes."""
+    running: list[Bot] = []
+
+    async def start(**extra: Any) -> Bot:
+        update_interval = float(extra.pop("update_interval", 0.05))
+        env = bot_env(slack, trellis, tmp_path / "state.db", **extra)
+        bot = Bot(
+            Settings.from_mapping(env),
+            backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
+            update_interval=update_interval,
+            pace=False,
+            warm_up_charts=False,
+        )
+        before = slack.socket_connections
+        await bot.start()
+        running.append(bot)
+        await slack.wait_for(lambda: slack.socket_connections > before)
+        return bot
+
+    yield start
+    for bot in running:
+        await bot.stop(grace=2.0)
+
+
+@pytest.fixture
+async def bot(start_bot: BotFactory) -> Bot:
+    return await start_bot()

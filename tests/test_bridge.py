@@ -1,0 +1,358 @@
+"""End to end: the real bot between the local Slack and Trellis servers, as a Slack user sees it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.conftest import ALICE, BOB, BOT_USER, CHANNEL, DM, MALLORY, BotFactory
+from trellis_slack.app import Bot
+from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION
+from trellis_slack.testing.slack_server import FakeSlack
+from trellis_slack.testing.trellis_server import FakeTrellis, Question, Step, answer
+
+MENTION = f"<@{BOT_USER}>"
+
+
+def body(message: dict[str, Any]) -> str:
+    """Everything a reader sees in a message: its blocks' text, or its text."""
+    parts: list[str] = []
+    for block in message.get("blocks") or []:
+        if block.get("type") == "markdown":
+            parts.append(block.get("text", ""))
+        elif block.get("type") == "section":
+            parts.append((block.get("text") or {}).get("text", ""))
+        elif block.get("type") == "context":
+            parts.extend(e.get("text", "") for e in block.get("elements", []))
+    return "\n".join(parts) if parts else str(message.get("text", ""))
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    return [
+        element.get("action_id", "")
+        for block in message.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+    ]
+
+
+def replies(slack: FakeSlack, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+    return slack.bot_messages(channel, thread_ts)
+
+
+async def answered(
+    slack: FakeSlack, channel: str, thread_ts: str, text: str
+) -> list[dict[str, Any]]:
+    """Wait until a bot reply in the thread shows ``text`` and no working message is left."""
+
+    def done() -> list[dict[str, Any]] | None:
+        msgs = replies(slack, channel, thread_ts)
+        if any(text in body(m) for m in msgs) and not any(STOP_ACTION in buttons(m) for m in msgs):
+            return msgs
+        return None
+
+    return await slack.wait_for(done, timeout=10)
+
+
+def questions(trellis: FakeTrellis) -> list[dict[str, Any]]:
+    return [
+        r.frame
+        for r in trellis.received
+        if isinstance(r.frame, dict) and r.frame.get("action") in ("send_message", "edit_message")
+    ]
+
+
+async def test_channel_mention_is_answered_in_a_thread(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A channel @mention gets one answer in a thread under the question, without the mention text."""
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} how many orders last month?")
+    msgs = await answered(slack, CHANNEL, ts, "You asked: how many orders last month?")
+    assert all(m.get("thread_ts") == ts for m in msgs)
+    assert len(msgs) == 1
+    assert [q["message"] for q in questions(trellis)] == ["how many orders last month?"]
+
+
+async def test_work_is_visible_before_the_answer(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """While Trellis works, the thread shows a working message with a Stop button and the status."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [Step.processing("analyzing"), Step.pause(gate), *answer("Done.")]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} revenue by region")
+
+    def analyzing() -> bool:
+        return any(
+            "Analyzing" in body(m) and STOP_ACTION in buttons(m)
+            for m in replies(slack, CHANNEL, ts)
+        )
+
+    await slack.wait_for(analyzing)
+    gate.set()
+    msgs = await answered(slack, CHANNEL, ts, "Done.")
+    assert not any("Analyzing" in body(m) for m in msgs)
+
+
+async def test_dm_starts_a_chat_and_thread_replies_continue_it(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A DM is answered in its thread; a reply there continues the same Trellis chat."""
+    ts = await slack.post(DM, ALICE, "top customers")
+    await answered(slack, DM, ts, "You asked: top customers")
+    await slack.post(DM, ALICE, "and last year?", thread_ts=ts)
+    await answered(slack, DM, ts, "You asked: and last year?")
+    first, second = questions(trellis)
+    assert first["chat_id"] == second["chat_id"]
+    another = await slack.post(DM, ALICE, "a new topic")
+    await answered(slack, DM, another, "You asked: a new topic")
+    assert questions(trellis)[2]["chat_id"] != first["chat_id"]
+
+
+async def test_follow_up_by_another_user_needs_no_mention(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Anyone's reply in a thread the bot answers continues the chat, without a mention."""
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} sales by month")
+    await answered(slack, CHANNEL, ts, "You asked: sales by month")
+    await slack.post(CHANNEL, BOB, "only for 2025 please", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: only for 2025 please")
+    first, second = questions(trellis)
+    assert second["chat_id"] == first["chat_id"]
+
+
+async def test_replies_in_unrelated_threads_are_left_alone(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Messages without a mention outside the bot's threads are not questions."""
+    ts = await slack.post(CHANNEL, ALICE, "lunch?")
+    await slack.post(CHANNEL, BOB, "sure", thread_ts=ts)
+    marker = await slack.post(CHANNEL, ALICE, f"{MENTION} marker question")
+    await answered(slack, CHANNEL, marker, "You asked: marker question")
+    assert [q["message"] for q in questions(trellis)] == ["marker question"]
+    assert replies(slack, CHANNEL, ts) == []
+
+
+async def test_mentions_only_mode_ignores_plain_follow_ups(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """With FOLLOW_UPS=mentions a reply needs the mention to be a question."""
+    await start_bot(FOLLOW_UPS="mentions")
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} q1")
+    await answered(slack, CHANNEL, ts, "You asked: q1")
+    await slack.post(CHANNEL, BOB, "not for the bot", thread_ts=ts)
+    await slack.post(CHANNEL, BOB, f"{MENTION} q2", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: q2")
+    assert [q["message"] for q in questions(trellis)] == ["q1", "q2"]
+
+
+async def test_mentions_and_links_become_readable(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Other users' mentions and channel links reach Trellis as names."""
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} what did <@{BOB}> sell in <#C0SALES|sales>?")
+    await answered(slack, CHANNEL, ts, "You asked:")
+    assert questions(trellis)[0]["message"] == "what did @bob sell in #sales?"
+
+
+async def test_duplicate_deliveries_give_one_answer(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """app_mention + message for one mention, in either order, and a redelivery: one question."""
+    ts1 = await slack.post(CHANNEL, ALICE, f"{MENTION} first", mention_order="mention_first")
+    ts2 = await slack.post(CHANNEL, ALICE, f"{MENTION} second", mention_order="message_first")
+    await answered(slack, CHANNEL, ts1, "You asked: first")
+    await answered(slack, CHANNEL, ts2, "You asked: second")
+    envelope = slack.acks[0].envelope_id
+    again = await slack.redeliver(envelope, retry_attempt=1)
+    await slack.wait_for_ack(again)
+    marker = await slack.post(CHANNEL, ALICE, f"{MENTION} marker")
+    await answered(slack, CHANNEL, marker, "You asked: marker")
+    assert [q["message"] for q in questions(trellis)] == ["first", "second", "marker"]
+    assert len(replies(slack, CHANNEL, ts1)) == 1
+
+
+async def test_edits_unfurls_and_echoes_are_not_new_questions(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """An unfurl, the re-sent app_mention of an edited mention and the bot's own echoes ask nothing."""
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} see https://example.com")
+    await answered(slack, CHANNEL, ts, "You asked:")
+    await slack.unfurl(CHANNEL, ts)
+    marker = await slack.post(CHANNEL, ALICE, f"{MENTION} marker")
+    await answered(slack, CHANNEL, marker, "You asked: marker")
+    assert len(questions(trellis)) == 2
+    assert len(replies(slack, CHANNEL, ts)) == 1
+
+
+async def test_every_envelope_is_acknowledged(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Every event Slack sends, echoes and subtypes included, is acked (none left to redeliver)."""
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} hello")
+    await answered(slack, CHANNEL, ts, "You asked: hello")
+    await slack.unfurl(CHANNEL, ts)
+    await slack.send_event(
+        {
+            "type": "message",
+            "subtype": "channel_join",
+            "channel": CHANNEL,
+            "user": BOB,
+            "ts": "1.000001",
+            "text": "joined",
+        }
+    )
+    await slack.delete(CHANNEL, ts)
+
+    def all_acked() -> bool:
+        return len(slack.acks) == len(slack.envelopes_sent)
+
+    await slack.wait_for(all_acked)
+
+
+async def test_restart_keeps_the_conversation_and_the_dedupe(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """After a restart a follow-up continues the same chat and an old redelivery is still ignored."""
+    first = await start_bot()
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} q1")
+    await answered(slack, CHANNEL, ts, "You asked: q1")
+    envelope = slack.acks[0].envelope_id
+    await first.stop()
+    await start_bot()
+    again = await slack.redeliver(envelope, retry_attempt=2)
+    await slack.wait_for_ack(again)
+    await slack.post(CHANNEL, BOB, "follow-up after restart", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: follow-up after restart")
+    q1, q2 = questions(trellis)
+    assert q2["chat_id"] == q1["chat_id"]
+
+
+async def test_follow_up_waits_for_the_answer_in_progress(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A follow-up during an answer says it waits, then is answered after it, never interleaved."""
+    gate = asyncio.Event()
+
+    def responder(q: Question) -> list[Step]:
+        if q.text == "slow":
+            return [Step.processing("thinking"), Step.pause(gate), *answer("slow answer")]
+        return answer(f"You asked: {q.text}")
+
+    trellis.responder = responder
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow")
+    await trellis.wait_for_action("send_message")
+    await slack.post(CHANNEL, BOB, "quick one", thread_ts=ts)
+    await slack.wait_for(lambda: any("as soon as" in body(m) for m in replies(slack, CHANNEL, ts)))
+    assert len(questions(trellis)) == 1  # the follow-up has not been sent yet
+    gate.set()
+    msgs = await answered(slack, CHANNEL, ts, "You asked: quick one")
+    texts = [body(m) for m in msgs]
+    slow_at = next(i for i, t in enumerate(texts) if "slow answer" in t)
+    quick_at = next(i for i, t in enumerate(texts) if "You asked: quick one" in t)
+    assert slow_at < quick_at
+
+
+async def test_long_answer_is_split_without_losing_text(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """An answer longer than one Slack message arrives whole, across several messages."""
+    paragraphs = [f"Paragraph {i}: " + ("lorem ipsum " * 60).strip() for i in range(60)]
+    long_text = "\n\n".join(paragraphs)
+    trellis.responder = lambda q: answer(long_text)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} tell me everything")
+    msgs = await answered(slack, CHANNEL, ts, "Paragraph 59:")
+    assert len(msgs) > 1
+    shown = "\n".join(body(m) for m in msgs)
+    for paragraph in paragraphs:
+        assert paragraph in shown
+
+
+async def test_slack_rate_limits_are_retried(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A 429 from Slack is retried after Retry-After; the answer still arrives."""
+    slack.rate_limit("chat.postMessage", times=1, retry_after=0)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} limited")
+    await answered(slack, CHANNEL, ts, "You asked: limited")
+    assert [c.ok for c in slack.calls if c.method == "chat.postMessage"][:2] == [False, True]
+
+
+async def test_trellis_error_is_shown_with_the_fix(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A Trellis error event appears in the thread in words, with the admin fix and the debug id."""
+    trellis.responder = lambda q: [
+        Step.error(
+            "No datasource connected", code="NO_DATASOURCE", retryable=False, debug_id="dbg-42"
+        )
+    ]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders?")
+    msgs = await answered(slack, CHANNEL, ts, "No datasource connected")
+    text = body(msgs[0])
+    assert "TRELLIS_INTEGRATION_ID" in text
+    assert "dbg-42" in text
+    assert RETRY_ACTION not in buttons(msgs[0])
+
+
+async def test_lost_connection_offers_retry_that_works(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A dropped Trellis connection mid-answer is reported with Retry; Retry then answers."""
+    trellis.responder = lambda q: [Step.processing("thinking"), Step.drop()]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} fragile")
+    msgs = await answered(slack, CHANNEL, ts, "connection to Trellis was lost")
+    assert RETRY_ACTION in buttons(msgs[0])
+    trellis.responder = lambda q: answer(f"You asked: {q.text}")
+    await slack.click(CHANNEL, msgs[0]["ts"], RETRY_ACTION, user=ALICE, value=ts)
+    msgs = await answered(slack, CHANNEL, ts, "You asked: fragile")
+    assert not any("connection to Trellis was lost" in body(m) for m in msgs)
+
+
+async def test_external_users_are_refused(slack: FakeSlack, trellis: FakeTrellis, bot: Bot) -> None:
+    """A Slack Connect user gets a polite refusal and nothing is sent to Trellis."""
+    await slack.post(CHANNEL, MALLORY, f"{MENTION} secrets please")
+    note = await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == MALLORY])
+    assert "only answer people from this workspace" in note[0]["text"]
+    assert questions(trellis) == []
+
+
+async def test_stop_interrupts_the_answer(slack: FakeSlack, trellis: FakeTrellis, bot: Bot) -> None:
+    """Stop mid-answer interrupts Trellis, names who stopped it, and removes the button."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [
+        Step.processing("thinking"),
+        Step.pause(gate),
+        *answer("too late"),
+    ]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} long question")
+    working = await slack.wait_for(
+        lambda: [m for m in replies(slack, CHANNEL, ts) if STOP_ACTION in buttons(m)]
+    )
+    await slack.click(CHANNEL, working[0]["ts"], STOP_ACTION, user=BOB, value=ts)
+    await trellis.wait_for_action("interrupt")
+    msgs = await answered(slack, CHANNEL, ts, f"Stopped by <@{BOB}>")
+    assert not any("too late" in body(m) for m in msgs)
+
+
+async def test_rejected_trellis_token_is_explained(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """A token Trellis rejects gives the user a message naming what the admin must fix."""
+    foreign = FakeTrellis(version="current")
+    await start_bot(TRELLIS_TOKEN=foreign.make_token("someone-else"))
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} anything")
+    msgs = await answered(slack, CHANNEL, ts, "did not accept the bot's credentials")
+    assert "TRELLIS_TOKEN" in body(msgs[0])
+    assert RETRY_ACTION not in buttons(msgs[0])
+
+
+async def test_unreachable_trellis_is_explained_with_retry(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """When Trellis cannot be reached the thread says so and offers Retry."""
+    await start_bot(
+        TRELLIS_WS_URL="ws://127.0.0.1:9/v1/chats/ws", TRELLIS_API_URL="http://127.0.0.1:9"
+    )
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} anything")
+    msgs = await answered(slack, CHANNEL, ts, "could not reach Trellis")
+    assert RETRY_ACTION in buttons(msgs[0])

@@ -1,0 +1,277 @@
+"""The running bot: the Bolt app, its one wiring table of listeners, start-up and clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION
+from trellis_slack.bridge import Access, Bridge
+from trellis_slack.errors import ConfigError
+from trellis_slack.settings import Settings
+from trellis_slack.slack_events import BotIdentity
+from trellis_slack.slack_io import SlackIO
+from trellis_slack.store import Store
+from trellis_slack.tokens import ApiKeyTokens, StaticToken, TokenProvider
+from trellis_slack.trellis_client import Backoff, TrellisClient
+from trellis_slack.trellis_rest import TrellisRest
+from trellis_slack.turn import Defaults, TurnRunner
+from trellis_slack.visualizations import Renderer
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One row of the wiring table: what Slack sends → which bridge handler."""
+
+    kind: str  # "event" | "action"
+    name: str  # event type or action_id
+    handler: Callable[[Bridge, dict[str, Any]], None]
+
+
+def _on_message(bridge: Bridge, body: dict[str, Any]) -> None:
+    bridge.spawn(bridge.on_message(body["event"]))
+
+
+def _on_app_mention(bridge: Bridge, body: dict[str, Any]) -> None:
+    bridge.spawn(bridge.on_app_mention(body["event"]))
+
+
+def _button_context(body: dict[str, Any]) -> tuple[str, str, str, str | None] | None:
+    """(channel, question ts, clicking user, clicked message ts) from a block_actions payload."""
+    try:
+        action = body["actions"][0]
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or body["channel"]["id"]
+        return channel, str(action["value"]), body["user"]["id"], container.get("message_ts")
+    except (KeyError, IndexError, TypeError):
+        log.warning("a button payload without the fields it needs was ignored")
+        return None
+
+
+def _on_stop(bridge: Bridge, body: dict[str, Any]) -> None:
+    context = _button_context(body)
+    if context:
+        channel, question_ts, user, _ = context
+        bridge.spawn(bridge.on_stop(channel_id=channel, question_ts=question_ts, user_id=user))
+
+
+def _on_retry(bridge: Bridge, body: dict[str, Any]) -> None:
+    context = _button_context(body)
+    if context:
+        channel, question_ts, user, message_ts = context
+        bridge.spawn(
+            bridge.on_retry(
+                channel_id=channel, question_ts=question_ts, user_id=user, message_ts=message_ts
+            )
+        )
+
+
+#: Everything the app handles. ``manifest.yml`` subscribes exactly these events; every ``message``
+#: subtype reaches ``_on_message`` (Bolt only acks events a listener matches).
+ROUTES: tuple[Route, ...] = (
+    Route("event", "message", _on_message),
+    Route("event", "app_mention", _on_app_mention),
+    Route("action", STOP_ACTION, _on_stop),
+    Route("action", RETRY_ACTION, _on_retry),
+)
+
+
+def build_app(client: AsyncWebClient, bridge: Bridge) -> AsyncApp:
+    """A Bolt app wired from ``ROUTES``; listeners ack at once and hand the work to the bridge."""
+    app = AsyncApp(client=client, process_before_response=False)
+    for route in ROUTES:
+        app_listener = _listener(bridge, route)
+        if route.kind == "event":
+            app.event(route.name)(app_listener)
+        else:
+            app.action(route.name)(app_listener)
+    return app
+
+
+def _listener(bridge: Bridge, route: Route) -> Handler:
+    async def listener(ack: Callable[[], Awaitable[Any]], body: dict[str, Any]) -> None:
+        await ack()
+        route.handler(bridge, body)
+
+    listener.__name__ = f"on_{route.kind}_{route.name}"
+    return listener
+
+
+def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    """The Web API client: ``SLACK_API_URL``, 429s retried after ``Retry-After``.
+
+    One shared ``aiohttp`` session keeps connections to Slack alive: without it slack-sdk opens a
+    new connection for every call, which at a thousand conversations costs more than the calls.
+    """
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        session=session,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def token_provider(settings: Settings, rest: TrellisRest) -> TokenProvider:
+    """A shared static JWT, or one JWT per Slack user minted from the API key."""
+    if settings.trellis_token is not None:
+        return StaticToken(settings.trellis_token)
+    assert settings.trellis_api_key is not None  # guaranteed by Settings
+    return ApiKeyTokens(rest, settings.trellis_api_key)
+
+
+class Bot:
+    """Everything the running bot owns, started and stopped in the right order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backoff: Backoff | None = None,
+        update_interval: float = 1.0,
+        pace: bool = True,
+        warm_up_charts: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._warm_up_charts = warm_up_charts
+        self._backoff = backoff or Backoff()
+        self._update_interval = update_interval
+        self._pace = pace
+        self.store: Store | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.client: AsyncWebClient | None = None
+        self.rest = TrellisRest(settings.trellis_api_url)
+        self.trellis: TrellisClient | None = None
+        self.renderer: Renderer | None = None
+        self.bridge: Bridge | None = None
+        self.handler: AsyncSocketModeHandler | None = None
+        self._stopped = False
+        self._warm_up: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the state file, check the Slack token, connect to Socket Mode."""
+        settings = self.settings
+        self.store = await Store.open(settings.db_path)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self.client = slack_client(settings, self._session)
+        bot = await self._identify(self.client)
+        self.trellis = TrellisClient(
+            ws_url=settings.trellis_ws_url,
+            tokens=token_provider(settings, self.rest),
+            rest=self.rest,
+            max_connections=settings.max_connections,
+            idle_timeout=settings.idle_timeout,
+            turn_timeout=settings.turn_timeout,
+            backoff=self._backoff,
+            pace=self._pace,
+        )
+        self.renderer = Renderer()
+        if self._warm_up_charts:
+            # Start the chart workers now so the first chart does not wait for them.
+            self._warm_up = asyncio.create_task(self.renderer.warm_up())
+        slack = SlackIO(self.client)
+        runner = TurnRunner(
+            slack=slack,
+            trellis=self.trellis,
+            store=self.store,
+            renderer=self.renderer,
+            defaults=Defaults(settings.trellis_integration_id, settings.trellis_model),
+            update_interval=self._update_interval,
+        )
+        self.bridge = Bridge(
+            bot=bot,
+            slack=slack,
+            store=self.store,
+            runner=runner,
+            access=Access(
+                allowed_channels=settings.allowed_channels,
+                allowed_users=settings.allowed_users,
+                allow_external_users=settings.allow_external_users,
+                follow_ups=settings.follow_ups,
+                per_user_identity=settings.per_user_identity,
+            ),
+        )
+        app = build_app(self.client, self.bridge)
+        self.handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=self.client)
+        await self.handler.connect_async()
+        log.info("connected to Slack as %s; waiting for questions", bot.user_id)
+
+    @staticmethod
+    async def _identify(client: AsyncWebClient) -> BotIdentity:
+        try:
+            auth = await client.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown error")
+            raise ConfigError(
+                [
+                    f"Slack rejected SLACK_BOT_TOKEN ({error}): reinstall the app and copy its bot token"
+                ]
+            ) from None
+        except (SlackClientError, OSError) as exc:
+            raise ConfigError(
+                [f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__})"]
+            ) from None
+        return BotIdentity(
+            user_id=str(auth["user_id"]),
+            bot_id=str(auth.get("bot_id") or ""),
+            team_id=str(auth["team_id"]),
+        )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop listening, let answers in progress finish (or stop them with a note), close everything."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.handler is not None:
+            await self.handler.close_async()
+        if self.bridge is not None:
+            await self.bridge.shutdown(grace)
+        if self.trellis is not None:
+            await self.trellis.aclose()
+        await self.rest.aclose()
+        if self._session is not None:
+            await self._session.close()
+        if self._warm_up is not None:
+            await asyncio.wait([self._warm_up])
+        if self.renderer is not None:
+            # close() waits briefly for a chart being drawn: keep that off the event loop.
+            await asyncio.to_thread(self.renderer.close)
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> int:
+    """Run the bot until SIGTERM or SIGINT; exit code 0 after a clean shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bot = Bot(settings)
+    try:
+        await bot.start()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await bot.stop()
+    return 0

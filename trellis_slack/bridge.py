@@ -1,0 +1,303 @@
+"""Decides which Slack events become Trellis turns, one at a time per thread, and shuts down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trellis_slack import blocks
+from trellis_slack.logs import log_context
+from trellis_slack.slack_events import (
+    BotIdentity,
+    Edit,
+    Meaning,
+    Question,
+    classify_app_mention,
+    classify_message,
+    mentioned_user_ids,
+    question_text,
+)
+from trellis_slack.slack_io import SlackIO
+from trellis_slack.store import QuestionRecord, Store
+from trellis_slack.turn import Ask, TurnRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may ask, and where."""
+
+    allowed_channels: frozenset[str] | None = None
+    allowed_users: frozenset[str] | None = None
+    allow_external_users: bool = False
+    follow_ups: str = "all"
+    per_user_identity: bool = False
+
+
+class Bridge:
+    """Turns Slack events into answered questions.
+
+    * Exactly one answer per question: every candidate is claimed by (channel, ts) in the state
+      file before anything is sent, so ``app_mention`` + ``message`` for one mention, redeliveries
+      (also after a restart) and re-sent mentions of an edited message produce one turn.
+    * Answers in one thread never interleave: a thread has a lock; a follow-up that must wait says
+      so in the thread at once and starts when the answer above it is done.
+    * Users from other workspaces (Slack Connect) are refused politely unless allowed; nothing of
+      theirs is sent to Trellis.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot: BotIdentity,
+        slack: SlackIO,
+        store: Store,
+        runner: TurnRunner,
+        access: Access,
+    ) -> None:
+        self.bot = bot
+        self.slack = slack
+        self.store = store
+        self.runner = runner
+        self.access = access
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # -- entry points for the Slack listeners (they return at once; the work runs in a task) --
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, tracked for shutdown; failures are logged, not raised."""
+        if self._closing:
+            work.close()
+            return
+        task = asyncio.create_task(self._guard(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handling a Slack event failed")
+
+    async def on_message(self, event: Mapping[str, Any]) -> None:
+        """A ``message`` event of any subtype."""
+        await self._consider(classify_message(event, self.bot))
+
+    async def on_app_mention(self, event: Mapping[str, Any]) -> None:
+        """An ``app_mention`` event (a channel mention also arrives as ``message``)."""
+        await self._consider(classify_app_mention(event, self.bot))
+
+    async def _consider(self, meaning: Meaning) -> None:
+        if isinstance(meaning, Question):
+            await self._question(meaning)
+        elif isinstance(meaning, Edit):
+            await self._edit(meaning)
+        else:
+            log.debug("event ignored: %s", getattr(meaning, "reason", type(meaning).__name__))
+
+    async def _edit(self, edit: Edit) -> None:
+        """An edit that adds the bot mention to a message it never saw is a new question."""
+        if not edit.mentioned or await self.store.question(edit.channel_id, edit.ts) is not None:
+            log.debug("edit of a question is not handled yet")
+            return
+        await self._question(
+            Question(
+                team_id=edit.team_id,
+                channel_id=edit.channel_id,
+                ts=edit.ts,
+                thread_ts=edit.thread_ts,
+                user_id=edit.user_id,
+                user_team_id=edit.user_team_id,
+                text=edit.text,
+                mentioned=True,
+                is_dm=edit.is_dm,
+            )
+        )
+
+    async def _question(self, q: Question) -> None:
+        thread_ts = q.reply_thread_ts
+        with log_context(channel=q.channel_id, thread=thread_ts):
+            if not await self._should_answer(q, thread_ts):
+                return
+            if not await self.store.claim_event(q.channel_id, q.ts):
+                log.info("duplicate delivery of %s ignored", q.ts)
+                return
+            if not await self._allowed(q, thread_ts):
+                return
+            await self._answer(q, thread_ts)
+
+    async def _should_answer(self, q: Question, thread_ts: str) -> bool:
+        if q.is_dm or q.mentioned:
+            return True
+        if q.thread_ts is None or self.access.follow_ups != "all":
+            return False
+        return bool(await self.store.conversations_in_thread(q.team_id, q.channel_id, thread_ts))
+
+    async def _allowed(self, q: Question, thread_ts: str) -> bool:
+        reason = None
+        if q.user_team_id and q.user_team_id != self.bot.team_id:
+            if not self.access.allow_external_users:
+                reason = (
+                    "Sorry, I can only answer people from this workspace. "
+                    "Your question was not sent to Trellis."
+                )
+        elif self.access.allowed_users is not None and q.user_id not in self.access.allowed_users:
+            reason = "Sorry, you are not on the list of people who can ask me questions."
+        if (
+            reason is None
+            and self.access.allowed_channels is not None
+            and q.channel_id not in self.access.allowed_channels
+        ):
+            reason = "Sorry, I am not set up to answer questions in this channel."
+        if reason is None:
+            return True
+        log.info("question from %s refused: %s", q.user_id, reason)
+        if not await self.slack.ephemeral(q.channel_id, q.user_id, reason, thread_ts):
+            await self.slack.post(q.channel_id, thread_ts, blocks.note(reason))
+        return False
+
+    async def _answer(self, q: Question, thread_ts: str) -> None:
+        names = await self.slack.names(mentioned_user_ids(q.text, exclude={self.bot.user_id}))
+        text = question_text(q.text, self.bot.user_id, names)
+        if not text:
+            await self.slack.post(
+                q.channel_id,
+                thread_ts,
+                blocks.note(
+                    "Ask me a question about your data, for example “orders by region last month”."
+                ),
+            )
+            return
+        owner_id, identity = "", None
+        if self.access.per_user_identity:
+            user = await self.slack.user(q.user_id)
+            if user is None or user.email is None:
+                await self.slack.post(
+                    q.channel_id,
+                    thread_ts,
+                    blocks.note(
+                        "Sorry, I need your e-mail address from your Slack profile to ask "
+                        "Trellis as you, and I cannot see one.",
+                        emoji=":warning:",
+                    ),
+                )
+                return
+            owner_id, identity = q.user_id, user.email
+        await self.store.add_question(
+            QuestionRecord(
+                channel_id=q.channel_id,
+                ts=q.ts,
+                thread_ts=thread_ts,
+                user_id=q.user_id,
+                text=text,
+                trellis_message_id=None,
+                status="queued",
+                owner_id=owner_id,
+            )
+        )
+        ask = Ask(
+            team_id=q.team_id,
+            channel_id=q.channel_id,
+            thread_ts=thread_ts,
+            question_ts=q.ts,
+            user_id=q.user_id,
+            text=text,
+            owner_id=owner_id,
+            identity=identity,
+        )
+        await self.run_in_thread(ask)
+
+    async def run_in_thread(self, ask: Ask) -> None:
+        """Run ``ask`` once every earlier answer in its thread is done, saying so if it must wait."""
+        key = (ask.channel_id, ask.thread_ts)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        status_ts = None
+        if lock.locked():
+            status_ts = await self.slack.post(
+                ask.channel_id,
+                ask.thread_ts,
+                blocks.waiting("I'll answer this as soon as I've finished the answer above."),
+            )
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                await self.runner.run(ask, status_ts=status_ts)
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                self._locks.pop(key, None)
+
+    # -- buttons --
+
+    async def on_stop(self, *, channel_id: str, question_ts: str, user_id: str) -> None:
+        """The Stop button: interrupt that answer, or tell the clicker it is already over."""
+        if not await self.runner.stop(channel_id, question_ts, user_id):
+            await self.slack.ephemeral(
+                channel_id, user_id, "That answer has already finished or is being stopped.", None
+            )
+
+    async def on_retry(
+        self, *, channel_id: str, question_ts: str, user_id: str, message_ts: str | None
+    ) -> None:
+        """The Retry button: ask the same question again in its thread."""
+        record = await self.store.question(channel_id, question_ts)
+        if record is None or self.runner.is_active(channel_id, question_ts):
+            await self.slack.ephemeral(
+                channel_id, user_id, "There is nothing to retry here any more.", None
+            )
+            return
+        # The failed answer goes away; the new one takes its place.
+        if message_ts and await self.slack.delete(channel_id, message_ts):
+            await self.store.remove_bot_post(channel_id, ts=message_ts)
+        identity = None
+        if record.owner_id:
+            user = await self.slack.user(record.owner_id)
+            identity = user.email if user else None
+        await self.run_in_thread(
+            Ask(
+                team_id=self.bot.team_id,
+                channel_id=channel_id,
+                thread_ts=record.thread_ts,
+                question_ts=record.ts,
+                user_id=record.user_id,
+                text=record.text,
+                owner_id=record.owner_id,
+                identity=identity,
+                # Trellis already holds the question: re-asking it by edit regenerates the answer
+                # without a duplicate question in the chat.
+                edit_message_id=record.trellis_message_id,
+            )
+        )
+
+    # -- shutdown --
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop taking questions, give answers in progress ``grace`` seconds, then stop them with a note."""
+        self._closing = True
+        pending = set(self._tasks)
+        if pending:
+            log.info("waiting up to %.0f s for %d answer(s) in progress", grace, len(pending))
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for active in list(self.runner.active.values()):
+            await self.runner.stop(
+                active.ask.channel_id,
+                active.ask.question_ts,
+                None,
+                reason="The bot is restarting: ask again in a minute.",
+            )
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=max(grace / 2, 1.0))
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

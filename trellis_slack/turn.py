@@ -1,0 +1,445 @@
+"""The glue: run one conversation turn — a question to Trellis, and what the user sees in Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from trellis_slack import blocks
+from trellis_slack.answer_format import answer_messages, streaming_preview
+from trellis_slack.errors import TrellisError
+from trellis_slack.logs import add_log_context, log_context
+from trellis_slack.protocol import (
+    ChatMetadata,
+    ErrorEvent,
+    Interrupted,
+    Message,
+    Processing,
+    TextDelta,
+    TrellisEvent,
+    Visualization,
+)
+from trellis_slack.slack_io import LiveMessage, SlackIO
+from trellis_slack.store import BotPost, Conversation, Store
+from trellis_slack.trellis_client import EditMessage, SendMessage
+from trellis_slack.visualizations import ChartImage, Rendered, TableMessage, VisualizationNote
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["answered", "stopped", "failed"]
+
+
+class TurnHandle(Protocol):
+    """One streaming answer, as the Trellis client runs it."""
+
+    chat_id: str | None
+    user_message_id: str | None
+
+    def __aiter__(self) -> AsyncIterator[TrellisEvent]: ...
+
+    async def interrupt(self) -> None: ...
+
+
+class TurnSource(Protocol):
+    """Something that runs turns: ``TrellisClient``, or a small fake in unit tests."""
+
+    def turn(
+        self,
+        request: SendMessage | EditMessage,
+        *,
+        identity: str | None = None,
+        on_queued: Callable[[], Awaitable[None]] | None = None,
+    ) -> AbstractAsyncContextManager[TurnHandle]: ...
+
+
+class VisualizationRenderer(Protocol):
+    """Turns a ``visualization`` payload into things to post, off the event loop."""
+
+    async def render(
+        self, viz_id: str, kind: str, payload: Mapping[str, Any]
+    ) -> list[Rendered]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One question to answer in one Slack thread."""
+
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    question_ts: str
+    user_id: str
+    text: str
+    owner_id: str = ""
+    identity: str | None = None
+    #: Re-ask an existing Trellis user message (Retry, or an edit) instead of sending a new one.
+    edit_message_id: str | None = None
+
+
+@dataclass
+class ActiveTurn:
+    """A turn in progress, so Stop can find it."""
+
+    ask: Ask
+    handle: TurnHandle | None = None
+    stopped_by: str | None = None
+    stop_reason: str | None = None
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Where questions go when the thread has no conversation yet."""
+
+    integration_id: str | None = None
+    model: str | None = None
+
+
+class TurnRunner:
+    """Runs turns: posts the working message, streams Trellis events into Slack, records it all.
+
+    Choices made here (the docs leave them open):
+
+    * The working message is a thread reply posted before Trellis is even asked, so the user sees a
+      sign of work at once; it carries the Stop button and the answer streamed so far.
+    * A text-only answer replaces the working message (fewest Slack calls, no flicker). When charts
+      or tables were posted below it, the working message is deleted and the answer is posted after
+      them, so the thread reads top to bottom: visualizations, then the text that explains them.
+    * Visualizations are rendered concurrently but posted strictly in the order Trellis sent them.
+    * Errors are answers: the working message becomes the error in plain words, with Retry when
+      asking again can help. Anything unexpected is logged with its traceback and still answered.
+    """
+
+    def __init__(
+        self,
+        *,
+        slack: SlackIO,
+        trellis: TurnSource,
+        store: Store,
+        renderer: VisualizationRenderer,
+        defaults: Defaults,
+        update_interval: float = 1.0,
+    ) -> None:
+        self.slack = slack
+        self.trellis = trellis
+        self.store = store
+        self.renderer = renderer
+        self.defaults = defaults
+        self.update_interval = update_interval
+        self.active: dict[tuple[str, str], ActiveTurn] = {}
+
+    def is_active(self, channel_id: str, question_ts: str) -> bool:
+        """Whether an answer to that question is in progress."""
+        return (channel_id, question_ts) in self.active
+
+    async def stop(
+        self, channel_id: str, question_ts: str, user_id: str | None, *, reason: str | None = None
+    ) -> bool:
+        """Interrupt the answer to that question; False if it is not in progress (or already stopping).
+
+        ``user_id`` is who clicked Stop; ``reason`` says why when nobody did (a shutdown).
+        """
+        active = self.active.get((channel_id, question_ts))
+        if active is None or active.stop_requested.is_set():
+            return False
+        active.stopped_by = user_id
+        active.stop_reason = reason
+        active.stop_requested.set()
+        if active.handle is not None:
+            await active.handle.interrupt()
+        return True
+
+    async def run(self, ask: Ask, *, status_ts: str | None = None) -> Outcome:
+        """Answer ``ask`` in its thread; never raises for Trellis or Slack failures."""
+        with log_context(channel=ask.channel_id, thread=ask.thread_ts):
+            key = (ask.channel_id, ask.question_ts)
+            active = ActiveTurn(ask)
+            self.active[key] = active
+            try:
+                return await self._run(ask, active, status_ts)
+            finally:
+                self.active.pop(key, None)
+
+    async def _run(self, ask: Ask, active: ActiveTurn, status_ts: str | None) -> Outcome:
+        first = blocks.working("Working on it…", question_ts=ask.question_ts)
+        if status_ts is None:
+            status_ts = await self.slack.post(ask.channel_id, ask.thread_ts, first)
+        else:
+            await self.slack.update(ask.channel_id, status_ts, first)
+        if status_ts is None:
+            log.error("could not post in the thread; is the bot a member of the channel?")
+            await self.store.update_question(ask.channel_id, ask.question_ts, status="failed")
+            return "failed"
+        await self._record(ask, ts=status_ts, kind="status")
+        await self.store.update_question(ask.channel_id, ask.question_ts, status="answering")
+        live = LiveMessage(self.slack, ask.channel_id, status_ts, interval=self.update_interval)
+        posts = _OrderedPoster(self, ask)
+        state = _Progress()
+        try:
+            outcome = await self._stream(ask, active, live, posts, state)
+        except TrellisError as exc:
+            log.warning("turn failed: %s", exc)
+            outcome = "failed"
+            state.failure = blocks.explain_error(exc)
+            state.retryable = exc.retryable
+        except Exception:
+            log.exception("turn failed unexpectedly")
+            outcome = "failed"
+            state.failure = "Something went wrong on my side while answering. Please try again."
+            state.retryable = True
+        if outcome == "stopped":
+            posts.cancel()
+            await live.finish(blocks.stopped(active.stopped_by, active.stop_reason))
+        else:
+            await posts.drain()
+            if outcome == "answered":
+                await self._post_answer(ask, live, state.final, posted_below=posts.posted)
+            else:
+                retry = ask.question_ts if state.retryable else None
+                await live.finish(blocks.failure(state.failure, retry_value=retry))
+        await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
+        return outcome
+
+    async def _stream(
+        self,
+        ask: Ask,
+        active: ActiveTurn,
+        live: LiveMessage,
+        posts: _OrderedPoster,
+        state: _Progress,
+    ) -> Outcome:
+        conversation = await self.store.conversation(
+            ask.team_id, ask.channel_id, ask.thread_ts, ask.owner_id
+        )
+        request = self._request(ask, conversation)
+
+        async def on_queued() -> None:
+            live.show(
+                blocks.working(
+                    "Waiting for a free Trellis connection…", question_ts=ask.question_ts
+                )
+            )
+
+        async with self.trellis.turn(request, identity=ask.identity, on_queued=on_queued) as turn:
+            active.handle = turn
+            if active.stop_requested.is_set():
+                await turn.interrupt()
+            async for event in turn:
+                if active.stop_requested.is_set() and not isinstance(event, Interrupted | Message):
+                    # Stop was clicked: whatever is still in flight is dropped. A final message
+                    # that beat the interrupt is kept: Trellis holds that answer, so Slack shows it.
+                    continue
+                if isinstance(event, ChatMetadata):
+                    await self._remember_chat(ask, conversation, request, event)
+                elif isinstance(event, Processing):
+                    state.status = blocks.status_line(event.status)
+                    live.show(self._working(ask, state))
+                elif isinstance(event, TextDelta):
+                    state.streamed += event.content
+                    live.show(self._working(ask, state))
+                elif isinstance(event, Visualization):
+                    posts.add(event)
+                elif isinstance(event, Message):
+                    state.final = event.content
+                    return "answered"
+                elif isinstance(event, Interrupted):
+                    return "stopped"
+                elif isinstance(event, ErrorEvent):
+                    state.failure = blocks.explain_trellis_message(event.message, event.debug_id)
+                    state.retryable = event.retryable is not False
+                    return "failed"
+        if active.stop_requested.is_set():
+            return "stopped"
+        raise TrellisError("Trellis ended the answer without a final message.")
+
+    def _request(self, ask: Ask, conversation: Conversation | None) -> SendMessage | EditMessage:
+        integration = conversation.integration_id if conversation else self.defaults.integration_id
+        model = conversation.model if conversation else self.defaults.model
+        if ask.edit_message_id is not None:
+            return EditMessage(
+                message_id=ask.edit_message_id,
+                text=ask.text,
+                integration_id=integration,
+                model=model,
+            )
+        return SendMessage(
+            text=ask.text,
+            chat_id=conversation.chat_id if conversation else None,
+            integration_id=integration,
+            model=model,
+            title=None if conversation else _title(ask.text),
+        )
+
+    async def _remember_chat(
+        self,
+        ask: Ask,
+        conversation: Conversation | None,
+        request: SendMessage | EditMessage,
+        event: ChatMetadata,
+    ) -> None:
+        add_log_context(chat=event.chat_id)
+        if conversation is None or conversation.chat_id != event.chat_id:
+            await self.store.save_conversation(
+                Conversation(
+                    team_id=ask.team_id,
+                    channel_id=ask.channel_id,
+                    thread_ts=ask.thread_ts,
+                    owner_id=ask.owner_id,
+                    chat_id=event.chat_id,
+                    integration_id=request.integration_id,
+                    model=request.model,
+                )
+            )
+        if event.user_message_id:
+            await self.store.update_question(
+                ask.channel_id, ask.question_ts, trellis_message_id=event.user_message_id
+            )
+
+    def _working(self, ask: Ask, state: _Progress) -> blocks.Rendered:
+        preview = streaming_preview(state.streamed).blocks if state.streamed else ()
+        return blocks.working(state.status, question_ts=ask.question_ts, preview=preview)
+
+    async def _post_answer(
+        self, ask: Ask, live: LiveMessage, markdown: str, *, posted_below: bool
+    ) -> None:
+        pieces = [blocks.Rendered(m.text, m.blocks) for m in answer_messages(markdown)]
+        if posted_below:
+            # Charts and tables sit below the working message: answer after them instead.
+            await live.finish(None)
+            if await self.slack.delete(ask.channel_id, live.ts):
+                await self.store.remove_bot_post(ask.channel_id, ts=live.ts)
+        else:
+            first, pieces = pieces[0], pieces[1:]
+            if not await live.finish(first):
+                pieces.insert(0, first)  # the update was refused: post the answer instead
+            else:
+                await self._relabel(ask, live.ts, "answer")
+        for piece in pieces:
+            ts = await self.slack.post(ask.channel_id, ask.thread_ts, piece)
+            if ts is None:
+                log.error("a part of the answer could not be posted")
+                continue
+            await self._record(ask, ts=ts, kind="answer")
+
+    async def _relabel(self, ask: Ask, ts: str, kind: str) -> None:
+        await self.store.remove_bot_post(ask.channel_id, ts=ts)
+        await self._record(ask, ts=ts, kind=kind)
+
+    async def _record(
+        self, ask: Ask, *, kind: str, ts: str | None = None, file_id: str | None = None
+    ) -> None:
+        await self.store.add_bot_post(
+            BotPost(
+                channel_id=ask.channel_id,
+                question_ts=ask.question_ts,
+                ts=ts,
+                file_id=file_id,
+                kind=kind,
+            )
+        )
+
+
+def _title(text: str) -> str:
+    """A chat title from the question: its first line, at most 80 characters."""
+    line = text.strip().splitlines()[0] if text.strip() else "Slack question"
+    return line if len(line) <= 80 else line[:79] + "…"
+
+
+@dataclass
+class _Progress:
+    """What a turn has shown so far."""
+
+    status: str = "Working on it…"
+    streamed: str = ""
+    final: str = ""
+    failure: str = ""
+    retryable: bool = True
+
+
+class _OrderedPoster:
+    """Renders visualizations concurrently, posts them into the thread in arrival order.
+
+    The same visualization id twice is shown once.
+    """
+
+    def __init__(self, runner: TurnRunner, ask: Ask) -> None:
+        self.runner = runner
+        self.ask = ask
+        self.posted = False
+        self._seen: set[str] = set()
+        self._previous: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, viz: Visualization) -> None:
+        if viz.viz_id in self._seen:
+            log.info("visualization %s arrived twice; shown once", viz.viz_id)
+            return
+        self._seen.add(viz.viz_id)
+        rendering = asyncio.create_task(
+            self.runner.renderer.render(viz.viz_id, viz.kind, viz.payload)
+        )
+        task = asyncio.create_task(self._post_after(self._previous, rendering))
+        self._previous = task
+        self._tasks.append(task)
+
+    async def _post_after(
+        self, previous: asyncio.Task[None] | None, rendering: asyncio.Task[list[Rendered]]
+    ) -> None:
+        items = await rendering
+        if previous is not None:
+            await asyncio.wait([previous])
+        for item in items:
+            try:
+                await self._post(item)
+            except Exception:
+                log.exception("a visualization could not be posted")
+
+    async def _post(self, item: Rendered) -> None:
+        ask, slack, runner = self.ask, self.runner.slack, self.runner
+        if isinstance(item, ChartImage):
+            file_id = await slack.upload(
+                ask.channel_id,
+                ask.thread_ts,
+                content=item.png,
+                filename=item.filename,
+                title=item.title,
+                alt_text=item.alt_text,
+                comment=item.note,
+            )
+            if file_id:
+                self.posted = True
+                await runner._record(ask, kind="chart", file_id=file_id)
+        elif isinstance(item, TableMessage):
+            ts = await slack.post(
+                ask.channel_id, ask.thread_ts, blocks.Rendered(item.text, item.blocks)
+            )
+            if ts:
+                self.posted = True
+                await runner._record(ask, kind="table", ts=ts)
+            if item.csv is not None and item.csv_filename:
+                file_id = await slack.upload(
+                    ask.channel_id,
+                    ask.thread_ts,
+                    content=item.csv,
+                    filename=item.csv_filename,
+                    title=f"{item.title} (full table)",
+                )
+                if file_id:
+                    await runner._record(ask, kind="file", file_id=file_id)
+        elif isinstance(item, VisualizationNote):
+            ts = await slack.post(ask.channel_id, ask.thread_ts, blocks.note(item.text))
+            if ts:
+                self.posted = True
+                await runner._record(ask, kind="note", ts=ts)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
