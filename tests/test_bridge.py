@@ -356,3 +356,117 @@ async def test_unreachable_trellis_is_explained_with_retry(
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} anything")
     msgs = await answered(slack, CHANNEL, ts, "could not reach Trellis")
     assert RETRY_ACTION in buttons(msgs[0])
+
+
+async def test_mention_inside_a_human_thread_starts_a_conversation_there(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A mention in a thread the bot was not part of is answered in that same thread."""
+    parent = await slack.post(CHANNEL, BOB, "our Q3 numbers look odd")
+    await slack.post(CHANNEL, ALICE, f"{MENTION} what were Q3 sales?", thread_ts=parent)
+    msgs = await answered(slack, CHANNEL, parent, "You asked: what were Q3 sales?")
+    assert all(m.get("thread_ts") == parent for m in msgs)
+    await slack.post(CHANNEL, BOB, "and Q2?", thread_ts=parent)
+    await answered(slack, CHANNEL, parent, "You asked: and Q2?")
+    assert questions(trellis)[1]["chat_id"] == questions(trellis)[0]["chat_id"]
+
+
+async def test_other_bots_are_never_answered(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A message from another bot that mentions this one is not a question."""
+    slack.add_user("U0OTHERBOT", "reporter", is_bot=True)
+    await slack.post(CHANNEL, "U0OTHERBOT", f"{MENTION} daily report")
+    marker = await slack.post(CHANNEL, ALICE, f"{MENTION} marker")
+    await answered(slack, CHANNEL, marker, "You asked: marker")
+    assert [q["message"] for q in questions(trellis)] == ["marker"]
+
+
+async def test_editing_a_mention_does_not_ask_again(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Slack re-sends app_mention for an edited mention; it does not become a second question."""
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} sales in 2024")
+    await answered(slack, CHANNEL, ts, "You asked: sales in 2024")
+    await slack.edit(CHANNEL, ts, f"{MENTION} sales in 2024!")
+    marker = await slack.post(CHANNEL, ALICE, f"{MENTION} marker")
+    await answered(slack, CHANNEL, marker, "You asked: marker")
+    assert [q["message"] for q in questions(trellis)] == ["sales in 2024", "marker"]
+
+
+async def test_streamed_text_shows_before_the_final_answer(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """text_delta pieces appear in the working message while the answer streams."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [
+        Step.delta("East leads "),
+        Step.delta("with 531"),
+        Step.pause(gate),
+        Step.message("East leads with 531 orders."),
+    ]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} who leads?")
+    await slack.wait_for(
+        lambda: any(
+            "East leads with 531" in body(m) and STOP_ACTION in buttons(m)
+            for m in replies(slack, CHANNEL, ts)
+        )
+    )
+    gate.set()
+    msgs = await answered(slack, CHANNEL, ts, "East leads with 531 orders.")
+    assert len(msgs) == 1
+
+
+async def test_seed_protocol_version_end_to_end(slack: FakeSlack, start_bot: BotFactory) -> None:
+    """Against the given (seed) API — no chat endpoint, no deltas — answers and follow-ups work."""
+    async with FakeTrellis(version="seed") as seed:
+        await start_bot(
+            TRELLIS_WS_URL=seed.ws_url,
+            TRELLIS_API_URL=seed.api_url,
+            TRELLIS_TOKEN=seed.make_token("seed-member"),
+        )
+        ts = await slack.post(CHANNEL, ALICE, f"{MENTION} seed question")
+        await answered(slack, CHANNEL, ts, "You asked: seed question")
+        await slack.post(CHANNEL, BOB, "seed follow-up", thread_ts=ts)
+        await answered(slack, CHANNEL, ts, "You asked: seed follow-up")
+        first, second = questions(seed)
+        assert "chat_id" not in first
+        assert second["chat_id"] == next(iter(seed.chats))
+
+
+async def test_question_waiting_for_a_connection_says_it_is_queued(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """With every Trellis connection busy, a new question says it waits, then is answered."""
+    gate = asyncio.Event()
+
+    def responder(q: Question) -> list[Step]:
+        if q.text == "slow":
+            return [Step.pause(gate), *answer("slow done")]
+        return answer(f"You asked: {q.text}")
+
+    trellis.responder = responder
+    await start_bot(TRELLIS_MAX_CONNECTIONS="1")
+    slow = await slack.post(CHANNEL, ALICE, f"{MENTION} slow")
+    await trellis.wait_for_action("send_message")
+    other = await slack.post(CHANNEL, BOB, f"{MENTION} other")
+    await slack.wait_for(
+        lambda: any("free Trellis connection" in body(m) for m in replies(slack, CHANNEL, other))
+    )
+    gate.set()
+    await answered(slack, CHANNEL, slow, "slow done")
+    await answered(slack, CHANNEL, other, "You asked: other")
+
+
+async def test_channel_allowlist_refuses_other_channels(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """With ALLOWED_CHANNELS set, a question elsewhere gets a note and reaches no one."""
+    slack.add_channel("C0OTHER", "other", members=[ALICE])
+    await start_bot(ALLOWED_CHANNELS="C0OTHER")
+    await slack.post(CHANNEL, ALICE, f"{MENTION} not here")
+    note = await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == ALICE])
+    assert "not set up to answer questions in this channel" in note[0]["text"]
+    ts = await slack.post("C0OTHER", ALICE, f"{MENTION} here")
+    await answered(slack, "C0OTHER", ts, "You asked: here")
+    assert [q["message"] for q in questions(trellis)] == ["here"]
