@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION
 from trellis_slack.bridge import Access, Bridge
 from trellis_slack.errors import ConfigError
+from trellis_slack.metrics import Metrics
 from trellis_slack.settings import Settings
 from trellis_slack.slack_events import BotIdentity
 from trellis_slack.slack_io import SlackIO
@@ -166,6 +168,7 @@ class Bot:
         self.bridge: Bridge | None = None
         self.handler: AsyncSocketModeHandler | None = None
         self._stopped = False
+        self.metrics = Metrics()
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -197,6 +200,7 @@ class Bot:
             renderer=self.renderer,
             defaults=Defaults(settings.trellis_integration_id, settings.trellis_model),
             update_interval=self._update_interval,
+            metrics=self.metrics,
         )
         self.bridge = Bridge(
             bot=bot,
@@ -258,7 +262,7 @@ class Bot:
             await asyncio.to_thread(self.renderer.close)
         if self.store is not None:
             await self.store.close()
-        log.info("stopped")
+        log.info("stopped; %s", self.metrics.summary())
 
 
 async def serve(settings: Settings) -> int:
@@ -270,6 +274,10 @@ async def serve(settings: Settings) -> int:
     bot = Bot(settings)
     try:
         await bot.start()
+        # Everything loaded at start-up lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise pause the loop as conversations pile up.
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 50)
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -109,7 +110,17 @@ _Sink = asyncio.Queue[_Item]
 class _Connection:
     """One authenticated socket; its reader hands every parsed event to the current sink."""
 
-    __slots__ = ("closed", "idle_task", "number", "pacer", "pool", "reader", "sink", "ws")
+    __slots__ = (
+        "closed",
+        "idle_task",
+        "last_frame_at",
+        "number",
+        "pacer",
+        "pool",
+        "reader",
+        "sink",
+        "ws",
+    )
 
     def __init__(self, ws: ClientConnection, number: int, pool: _Pool) -> None:
         self.ws = ws
@@ -120,6 +131,7 @@ class _Connection:
         self.closed = False
         self.idle_task: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[None] | None = None
+        self.last_frame_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Trellis socket #{self.number}{' closed' if self.closed else ''}>"
@@ -158,6 +170,7 @@ class _Connection:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
+                self.last_frame_at = time.monotonic()
                 self._dispatch(raw)
         except ConnectionClosed:
             pass
@@ -726,6 +739,12 @@ class Turn:
         self._answering = False
         self._resends = 0
         self._deadline = 0.0
+        self._last_frame_at: float | None = None
+
+    @property
+    def last_frame_at(self) -> float | None:
+        """``time.monotonic()`` when this turn's socket last received a frame (for latency metrics)."""
+        return self._last_frame_at
 
     def __repr__(self) -> str:
         state = "finished" if self._finished else "streaming" if self._started else "new"
@@ -756,6 +775,8 @@ class Turn:
             try:
                 async with asyncio.timeout_at(self._deadline):
                     item = await self._sink.get()
+                if self._conn is not None:
+                    self._last_frame_at = self._conn.last_frame_at
             except TimeoutError:
                 timeout = self._client.turn_timeout
                 logger.warning("chat %s: nothing for %g s; interrupting", self.chat_id, timeout)

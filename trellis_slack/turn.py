@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from trellis_slack import blocks
 from trellis_slack.answer_format import answer_messages, streaming_preview
 from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
+from trellis_slack.metrics import Metrics
 from trellis_slack.protocol import (
     ChatMetadata,
     ErrorEvent,
@@ -38,6 +40,10 @@ class TurnHandle(Protocol):
 
     chat_id: str | None
     user_message_id: str | None
+
+    @property
+    def last_frame_at(self) -> float | None:
+        """``time.monotonic()`` when the last frame of this turn arrived."""
 
     def __aiter__(self) -> AsyncIterator[TrellisEvent]: ...
 
@@ -123,7 +129,9 @@ class TurnRunner:
         renderer: VisualizationRenderer,
         defaults: Defaults,
         update_interval: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.slack = slack
         self.trellis = trellis
         self.store = store
@@ -191,15 +199,18 @@ class TurnRunner:
             outcome = "failed"
             state.failure = "Something went wrong on my side while answering. Please try again."
             state.retryable = True
+        self.metrics.count(outcome)
         if outcome == "stopped":
             posts.cancel()
+            state.observe(self.metrics)
             await live.finish(blocks.stopped(active.stopped_by, active.stop_reason))
         else:
             await posts.drain()
             if outcome == "answered":
-                await self._post_answer(ask, live, state.final, posted_below=posts.posted)
+                await self._post_answer(ask, live, state, posted_below=posts.posted)
             else:
                 retry = ask.question_ts if state.retryable else None
+                state.observe(self.metrics)
                 await live.finish(blocks.failure(state.failure, retry_value=retry))
         await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
         return outcome
@@ -245,10 +256,13 @@ class TurnRunner:
                     posts.add(event)
                 elif isinstance(event, Message):
                     state.final = event.content
+                    state.final_frame_at = turn.last_frame_at
                     return "answered"
                 elif isinstance(event, Interrupted):
+                    state.final_frame_at = turn.last_frame_at
                     return "stopped"
                 elif isinstance(event, ErrorEvent):
+                    state.final_frame_at = turn.last_frame_at
                     state.failure = blocks.explain_trellis_message(event.message, event.debug_id)
                     state.retryable = event.retryable is not False
                     return "failed"
@@ -304,9 +318,10 @@ class TurnRunner:
         return blocks.working(state.status, question_ts=ask.question_ts, preview=preview)
 
     async def _post_answer(
-        self, ask: Ask, live: LiveMessage, markdown: str, *, posted_below: bool
+        self, ask: Ask, live: LiveMessage, state: _Progress, *, posted_below: bool
     ) -> None:
-        pieces = [blocks.Rendered(m.text, m.blocks) for m in answer_messages(markdown)]
+        pieces = [blocks.Rendered(m.text, m.blocks) for m in answer_messages(state.final)]
+        state.observe(self.metrics)
         if posted_below:
             # Charts and tables sit below the working message: answer after them instead.
             await live.finish(None)
@@ -358,6 +373,12 @@ class _Progress:
     final: str = ""
     failure: str = ""
     retryable: bool = True
+    final_frame_at: float | None = None
+
+    def observe(self, metrics: Metrics) -> None:
+        """Record how long the final frame took to become a Slack call (issued right after this)."""
+        if self.final_frame_at is not None:
+            metrics.observe_overhead(time.monotonic() - self.final_frame_at)
 
 
 class _OrderedPoster:
