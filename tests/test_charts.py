@@ -322,7 +322,12 @@ def test_format_number(value: float, text: str) -> None:
 def test_labels_side_by_side_share_a_unit() -> None:
     """With a scale, small values use the chart's unit ("-4K" next to "15K")."""
     assert charts.format_number(-4_000, scale=15_000) == "-4K"
-    assert charts.format_number(-4, scale=15_000) == "0"
+
+
+def test_small_values_beside_large_ones_keep_their_own_value() -> None:
+    """A bar of 412 next to one of 1.23M is labelled "412", never "0"."""
+    assert charts.format_number(412, scale=1_234_567) == "412"
+    assert charts.format_number(-4, scale=15_000) == "-4"
 
 
 def test_compact_formatter_shares_unit_and_decimals_across_ticks() -> None:

@@ -99,7 +99,8 @@ def format_number(value: float, *, scale: float | None = None) -> str:
     """A value for a label: ``412``, ``1,234``, ``12.5``, ``2.1M``, ``-3.4K``, ``0.042``.
 
     ``scale`` (say the largest value of the chart) picks the unit, so labels side by side share
-    it ("12K", "-4K" rather than "12K", "-4,000").
+    it ("12K", "-4K" rather than "12K", "-4,000"), unless the shared unit would round a value
+    that is not zero to nothing: 412 beside 1.23M stays "412", not "0".
     """
     if not math.isfinite(value):
         return ""
@@ -109,7 +110,9 @@ def format_number(value: float, *, scale: float | None = None) -> str:
     for threshold, divisor, suffix in _UNITS:
         if magnitude >= threshold:
             text = _trim(f"{value / divisor:,.2f}")
-            return "0" if text in ("0", "-0") else text + suffix
+            if text in ("0", "-0"):
+                return format_number(value)
+            return text + suffix
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:
