@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from trellis_slack import blocks
+from trellis_slack.errors import TrellisError
 from trellis_slack.logs import log_context
 from trellis_slack.slack_events import (
     BotIdentity,
+    Deletion,
     Edit,
     Meaning,
     Question,
@@ -25,6 +29,17 @@ from trellis_slack.store import QuestionRecord, Store
 from trellis_slack.turn import Ask, TurnRunner
 
 log = logging.getLogger(__name__)
+
+#: The reaction that marks a question Trellis no longer has (dropped by an earlier edit or deletion).
+DROPPED_REACTION = "wastebasket"
+
+
+def _ts_key(ts: str) -> Decimal:
+    """Slack timestamps compared as numbers ("1700000000.000100")."""
+    try:
+        return Decimal(ts)
+    except InvalidOperation:
+        return Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,32 +116,188 @@ class Bridge:
             await self._question(meaning)
         elif isinstance(meaning, Edit):
             await self._edit(meaning)
+        elif isinstance(meaning, Deletion):
+            await self._delete(meaning)
         else:
             log.debug("event ignored: %s", getattr(meaning, "reason", type(meaning).__name__))
 
+    # -- edits and deletions: the thread in Slack and the chat in Trellis stay the same --
+
     async def _edit(self, edit: Edit) -> None:
-        """An edit that adds the bot mention to a message it never saw is a new question."""
-        if not edit.mentioned or await self.store.question(edit.channel_id, edit.ts) is not None:
-            log.debug("edit of a question is not handled yet")
+        """A human changed the text of a message.
+
+        * A question the bot handled: Trellis re-answers it (``edit_message`` with the question's
+          *current* Trellis id) and drops everything after it, so the bot removes its answers to it
+          and to every later question of that conversation, and marks those later questions.
+        * A message the bot never handled, edited to mention it: a new question.
+        * Anything else (edits of other messages, an edit that only touched the mention): ignored.
+        """
+        record = await self.store.question(edit.channel_id, edit.ts)
+        if record is None or record.status in ("deleted", "dropped"):
+            if edit.mentioned or (record is not None and record.status == "dropped"):
+                await self._question(self._as_question(edit))
             return
-        await self._question(
-            Question(
-                team_id=edit.team_id,
-                channel_id=edit.channel_id,
-                ts=edit.ts,
-                thread_ts=edit.thread_ts,
-                user_id=edit.user_id,
-                user_team_id=edit.user_team_id,
-                text=edit.text,
-                mentioned=True,
-                is_dm=edit.is_dm,
-            )
+        names = await self.slack.names(mentioned_user_ids(edit.text, exclude={self.bot.user_id}))
+        text = question_text(edit.text, self.bot.user_id, names)
+        if not text or text == record.text:
+            log.debug("edit of %s left the question unchanged", edit.ts)
+            return
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        if not await self.store.claim_event(edit.channel_id, f"{edit.ts}#edit#{digest}"):
+            log.info("duplicate delivery of the edit of %s ignored", edit.ts)
+            return
+        with log_context(channel=edit.channel_id, thread=record.thread_ts):
+            log.info("question %s was edited", edit.ts)
+            await self._interrupt(edit.channel_id, edit.ts, "The question was edited.")
+            lock = self._thread_lock(edit.channel_id, record.thread_ts)
+            async with lock:
+                record = await self.store.question(edit.channel_id, edit.ts)
+                if record is None:
+                    return
+                await self.store.update_question(edit.channel_id, edit.ts, text=text)
+                dropped = await self._forget_from(record, include_own_answer=True)
+                await self._mark_dropped(record, dropped, because="edited")
+                identity = await self._identity_of(record.owner_id)
+                await self.runner.run(
+                    Ask(
+                        team_id=edit.team_id,
+                        channel_id=edit.channel_id,
+                        thread_ts=record.thread_ts,
+                        question_ts=record.ts,
+                        user_id=record.user_id,
+                        text=text,
+                        owner_id=record.owner_id,
+                        identity=identity,
+                        edit_message_id=record.trellis_message_id,
+                    )
+                )
+
+    async def _delete(self, deletion: Deletion) -> None:
+        """A human deleted a question (or a question that started a thread became a tombstone).
+
+        The answer in progress is stopped first; then Trellis deletes the question and everything
+        after it, and only once Trellis confirms does the bot remove its answers and mark later
+        questions. If Trellis cannot delete, the answers stay (they are still in the chat) and
+        the thread says so: Slack never shows less than Trellis remembers.
+        """
+        record = await self.store.question(deletion.channel_id, deletion.ts)
+        if record is None or record.status in ("deleted", "dropped"):
+            return
+        if not await self.store.claim_event(deletion.channel_id, f"{deletion.ts}#delete"):
+            return
+        with log_context(channel=deletion.channel_id, thread=record.thread_ts):
+            log.info("question %s was deleted", deletion.ts)
+            await self._interrupt(deletion.channel_id, deletion.ts, "The question was deleted.")
+            async with self._thread_lock(deletion.channel_id, record.thread_ts):
+                record = await self.store.question(deletion.channel_id, deletion.ts)
+                if record is None:
+                    return
+                if record.trellis_message_id is not None:
+                    try:
+                        await self.runner.trellis.delete_message(
+                            record.trellis_message_id,
+                            identity=await self._identity_of(record.owner_id),
+                        )
+                    except TrellisError as exc:
+                        log.warning("Trellis could not delete question %s: %s", record.ts, exc)
+                        await self.slack.post(
+                            record.channel_id,
+                            record.thread_ts,
+                            blocks.note(
+                                "A question in this thread was deleted, but Trellis could not "
+                                f"delete it ({exc}), so its answer still counts in this conversation.",
+                                emoji=":warning:",
+                            ),
+                        )
+                        return
+                await self.store.update_question(record.channel_id, record.ts, status="deleted")
+                dropped = await self._forget_from(record, include_own_answer=True)
+                await self._mark_dropped(record, dropped, because="deleted")
+
+    async def _interrupt(self, channel_id: str, question_ts: str, reason: str) -> None:
+        """Stop the answer to that question if it is in progress, and wait until it has ended."""
+        if await self.runner.stop(channel_id, question_ts, None, reason=reason):
+            await self.runner.finished(channel_id, question_ts)
+
+    async def _forget_from(
+        self, record: QuestionRecord, *, include_own_answer: bool
+    ) -> list[QuestionRecord]:
+        """Remove the bot's posts for ``record`` and every later question of its conversation.
+
+        Returns the later human questions, which Trellis no longer has.
+        """
+        thread = await self.store.questions_in_thread(record.channel_id, record.thread_ts)
+        later = [
+            q
+            for q in thread
+            if q.owner_id == record.owner_id
+            and _ts_key(q.ts) > _ts_key(record.ts)
+            and q.status not in ("deleted", "dropped")
+        ]
+        for question in ([record] if include_own_answer else []) + later:
+            await self._remove_posts(question)
+        for question in later:
+            await self.store.update_question(question.channel_id, question.ts, status="dropped")
+        return later
+
+    async def _remove_posts(self, question: QuestionRecord) -> None:
+        for post in await self.store.bot_posts(question.channel_id, question.ts):
+            removed = True
+            if post.file_id is not None:
+                removed = await self.slack.delete_file(post.file_id)
+            if post.ts is not None:
+                removed = await self.slack.delete(question.channel_id, post.ts) and removed
+            if removed:
+                await self.store.remove_bot_post(
+                    question.channel_id, ts=post.ts, file_id=post.file_id
+                )
+
+    async def _mark_dropped(
+        self, record: QuestionRecord, dropped: list[QuestionRecord], *, because: str
+    ) -> None:
+        """React to each dropped question and say once in the thread why they were dropped."""
+        if not dropped:
+            return
+        for question in dropped:
+            await self.slack.react(question.channel_id, question.ts, DROPPED_REACTION)
+        count = len(dropped)
+        what = "question" if count == 1 else f"{count} questions"
+        await self.slack.post(
+            record.channel_id,
+            record.thread_ts,
+            blocks.note(
+                f"An earlier question was {because}, so Trellis no longer remembers the later "
+                f"{what} marked :{DROPPED_REACTION}: or their answers. Ask again if you still "
+                "need them.",
+                emoji=f":{DROPPED_REACTION}:",
+            ),
+        )
+
+    async def _identity_of(self, owner_id: str) -> str | None:
+        if not owner_id:
+            return None
+        user = await self.slack.user(owner_id)
+        return user.email if user else None
+
+    @staticmethod
+    def _as_question(edit: Edit) -> Question:
+        return Question(
+            team_id=edit.team_id,
+            channel_id=edit.channel_id,
+            ts=edit.ts,
+            thread_ts=edit.thread_ts,
+            user_id=edit.user_id,
+            user_team_id=edit.user_team_id,
+            text=edit.text,
+            mentioned=edit.mentioned,
+            is_dm=edit.is_dm,
         )
 
     async def _question(self, q: Question) -> None:
         thread_ts = q.reply_thread_ts
         with log_context(channel=q.channel_id, thread=thread_ts):
             if not await self._should_answer(q, thread_ts):
+                log.debug("%s is not for the bot (no mention, not in one of its threads)", q.ts)
                 return
             if not await self.store.claim_event(q.channel_id, q.ts):
                 log.info("duplicate delivery of %s ignored", q.ts)
@@ -216,10 +387,13 @@ class Bridge:
         )
         await self.run_in_thread(ask)
 
+    def _thread_lock(self, channel_id: str, thread_ts: str) -> asyncio.Lock:
+        return self._locks.setdefault((channel_id, thread_ts), asyncio.Lock())
+
     async def run_in_thread(self, ask: Ask) -> None:
         """Run ``ask`` once every earlier answer in its thread is done, saying so if it must wait."""
         key = (ask.channel_id, ask.thread_ts)
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        lock = self._thread_lock(ask.channel_id, ask.thread_ts)
         status_ts = None
         if lock.locked():
             status_ts = await self.slack.post(
@@ -230,6 +404,12 @@ class Bridge:
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
+                record = await self.store.question(ask.channel_id, ask.question_ts)
+                if record is not None and record.status in ("deleted", "dropped"):
+                    # Deleted (or dropped by an edit) while it waited: nothing to answer.
+                    if status_ts is not None and await self.slack.delete(ask.channel_id, status_ts):
+                        status_ts = None
+                    return
                 await self.runner.run(ask, status_ts=status_ts)
         finally:
             self._waiting[key] -= 1
@@ -259,10 +439,7 @@ class Bridge:
         # The failed answer goes away; the new one takes its place.
         if message_ts and await self.slack.delete(channel_id, message_ts):
             await self.store.remove_bot_post(channel_id, ts=message_ts)
-        identity = None
-        if record.owner_id:
-            user = await self.slack.user(record.owner_id)
-            identity = user.email if user else None
+        identity = await self._identity_of(record.owner_id)
         await self.run_in_thread(
             Ask(
                 team_id=self.bot.team_id,

@@ -82,6 +82,12 @@ class SlackIO:
         """Delete a message the bot posted."""
         return await self._call("chat.delete", channel=channel, ts=ts) is not None
 
+    async def react(self, channel: str, ts: str, name: str) -> bool:
+        """Add a reaction (``name`` without colons) to a message."""
+        return (
+            await self._call("reactions.add", channel=channel, timestamp=ts, name=name) is not None
+        )
+
     async def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None) -> bool:
         """Show ``text`` to one user only."""
         args: dict[str, Any] = {"channel": channel, "user": user, "text": text}

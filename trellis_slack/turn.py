@@ -61,6 +61,8 @@ class TurnSource(Protocol):
         on_queued: Callable[[], Awaitable[None]] | None = None,
     ) -> AbstractAsyncContextManager[TurnHandle]: ...
 
+    async def delete_message(self, message_id: str, *, identity: str | None = None) -> None: ...
+
 
 class VisualizationRenderer(Protocol):
     """Turns a ``visualization`` payload into things to post, off the event loop."""
@@ -94,7 +96,11 @@ class ActiveTurn:
     handle: TurnHandle | None = None
     stopped_by: str | None = None
     stop_reason: str | None = None
+    #: The final event arrived: too late to stop.
+    ending: bool = False
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,12 @@ class TurnRunner:
         self.update_interval = update_interval
         self.active: dict[tuple[str, str], ActiveTurn] = {}
 
+    async def finished(self, channel_id: str, question_ts: str) -> None:
+        """Wait until the answer to that question (if one is in progress) has ended."""
+        active = self.active.get((channel_id, question_ts))
+        if active is not None:
+            await active.done.wait()
+
     def is_active(self, channel_id: str, question_ts: str) -> bool:
         """Whether an answer to that question is in progress."""
         return (channel_id, question_ts) in self.active
@@ -152,7 +164,7 @@ class TurnRunner:
         ``user_id`` is who clicked Stop; ``reason`` says why when nobody did (a shutdown).
         """
         active = self.active.get((channel_id, question_ts))
-        if active is None or active.stop_requested.is_set():
+        if active is None or active.ending or active.stop_requested.is_set():
             return False
         active.stopped_by = user_id
         active.stop_reason = reason
@@ -171,8 +183,10 @@ class TurnRunner:
                 return await self._run(ask, active, status_ts)
             finally:
                 self.active.pop(key, None)
+                active.done.set()
 
     async def _run(self, ask: Ask, active: ActiveTurn, status_ts: str | None) -> Outcome:
+        self.metrics.count_question()
         first = blocks.working("Working on it…", question_ts=ask.question_ts)
         if status_ts is None:
             status_ts = await self.slack.post(ask.channel_id, ask.thread_ts, first)
@@ -180,8 +194,10 @@ class TurnRunner:
             await self.slack.update(ask.channel_id, status_ts, first)
         if status_ts is None:
             log.error("could not post in the thread; is the bot a member of the channel?")
+            self.metrics.count_error("slack_post")
             await self.store.update_question(ask.channel_id, ask.question_ts, status="failed")
             return "failed"
+        self.metrics.observe_first_sign(time.monotonic() - active.started)
         await self._record(ask, ts=status_ts, kind="status")
         await self.store.update_question(ask.channel_id, ask.question_ts, status="answering")
         live = LiveMessage(self.slack, ask.channel_id, status_ts, interval=self.update_interval)
@@ -191,11 +207,13 @@ class TurnRunner:
             outcome = await self._stream(ask, active, live, posts, state)
         except TrellisError as exc:
             log.warning("turn failed: %s", exc)
+            self.metrics.count_error(exc)
             outcome = "failed"
             state.failure = blocks.explain_error(exc)
             state.retryable = exc.retryable
         except Exception:
             log.exception("turn failed unexpectedly")
+            self.metrics.count_error("internal")
             outcome = "failed"
             state.failure = "Something went wrong on my side while answering. Please try again."
             state.retryable = True
@@ -208,10 +226,19 @@ class TurnRunner:
             await posts.drain()
             if outcome == "answered":
                 await self._post_answer(ask, live, state, posted_below=posts.posted)
+                if active.stopped_by is not None:
+                    # Stop crossed the final answer: Trellis finished it, so it is shown.
+                    await self.slack.ephemeral(
+                        ask.channel_id,
+                        active.stopped_by,
+                        "The answer was already complete when you clicked Stop.",
+                        ask.thread_ts,
+                    )
             else:
                 retry = ask.question_ts if state.retryable else None
                 state.observe(self.metrics)
                 await live.finish(blocks.failure(state.failure, retry_value=retry))
+        self.metrics.observe_answer(outcome, time.monotonic() - active.started)
         await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
         return outcome
 
@@ -226,7 +253,8 @@ class TurnRunner:
         conversation = await self.store.conversation(
             ask.team_id, ask.channel_id, ask.thread_ts, ask.owner_id
         )
-        request = self._request(ask, conversation)
+        defaults = self.defaults if conversation else await self._channel_defaults(ask)
+        request = self._request(ask, conversation, defaults)
 
         async def on_queued() -> None:
             live.show(
@@ -237,42 +265,71 @@ class TurnRunner:
 
         async with self.trellis.turn(request, identity=ask.identity, on_queued=on_queued) as turn:
             active.handle = turn
-            if active.stop_requested.is_set():
-                await turn.interrupt()
-            async for event in turn:
-                if active.stop_requested.is_set() and not isinstance(event, Interrupted | Message):
-                    # Stop was clicked: whatever is still in flight is dropped. A final message
-                    # that beat the interrupt is kept: Trellis holds that answer, so Slack shows it.
-                    continue
-                if isinstance(event, ChatMetadata):
-                    await self._remember_chat(ask, conversation, request, event)
-                elif isinstance(event, Processing):
-                    state.status = blocks.status_line(event.status)
-                    live.show(self._working(ask, state))
-                elif isinstance(event, TextDelta):
-                    state.streamed += event.content
-                    live.show(self._working(ask, state))
-                elif isinstance(event, Visualization):
-                    posts.add(event)
-                elif isinstance(event, Message):
-                    state.final = event.content
-                    state.final_frame_at = turn.last_frame_at
-                    return "answered"
-                elif isinstance(event, Interrupted):
-                    state.final_frame_at = turn.last_frame_at
-                    return "stopped"
-                elif isinstance(event, ErrorEvent):
-                    state.final_frame_at = turn.last_frame_at
-                    state.failure = blocks.explain_trellis_message(event.message, event.debug_id)
-                    state.retryable = event.retryable is not False
-                    return "failed"
+            try:
+                if active.stop_requested.is_set():
+                    await turn.interrupt()
+                async for event in turn:
+                    if active.stop_requested.is_set() and isinstance(
+                        event, Processing | TextDelta | Visualization
+                    ):
+                        # Stop was clicked: what is still in flight is not shown. The chat's ids are
+                        # still recorded, and a final message that beat the interrupt is kept:
+                        # Trellis holds that answer, so Slack shows it.
+                        continue
+                    if isinstance(event, ChatMetadata):
+                        state.chat_known = True
+                        await self._remember_chat(ask, conversation, request, event)
+                    elif isinstance(event, Processing):
+                        state.status = blocks.status_line(event.status)
+                        live.show(self._working(ask, state))
+                    elif isinstance(event, TextDelta):
+                        state.streamed += event.content
+                        live.show(self._working(ask, state))
+                    elif isinstance(event, Visualization):
+                        posts.add(event)
+                    elif isinstance(event, Message):
+                        active.ending = True
+                        state.final = event.content
+                        state.final_frame_at = turn.last_frame_at
+                        return "answered"
+                    elif isinstance(event, Interrupted):
+                        state.final_frame_at = turn.last_frame_at
+                        return "stopped"
+                    elif isinstance(event, ErrorEvent):
+                        self.metrics.count_error(event)
+                        state.final_frame_at = turn.last_frame_at
+                        state.failure = blocks.explain_trellis_message(
+                            event.message, event.debug_id
+                        )
+                        state.retryable = event.retryable is not False
+                        return "failed"
+            finally:
+                if not state.chat_known and turn.chat_id:
+                    # Stopped (or failed) before Trellis named the chat: the chat created for
+                    # this thread still exists, so follow-ups must continue it.
+                    await self._remember_chat(
+                        ask, conversation, request, ChatMetadata(turn.chat_id, None)
+                    )
+
         if active.stop_requested.is_set():
             return "stopped"
         raise TrellisError("Trellis ended the answer without a final message.")
 
-    def _request(self, ask: Ask, conversation: Conversation | None) -> SendMessage | EditMessage:
-        integration = conversation.integration_id if conversation else self.defaults.integration_id
-        model = conversation.model if conversation else self.defaults.model
+    async def _channel_defaults(self, ask: Ask) -> Defaults:
+        """The channel's ``/trellis`` choices, each falling back to the bot's defaults."""
+        chosen = await self.store.channel_settings(ask.team_id, ask.channel_id)
+        if chosen is None:
+            return self.defaults
+        return Defaults(
+            chosen.integration_id or self.defaults.integration_id,
+            chosen.model or self.defaults.model,
+        )
+
+    def _request(
+        self, ask: Ask, conversation: Conversation | None, defaults: Defaults
+    ) -> SendMessage | EditMessage:
+        integration = conversation.integration_id if conversation else defaults.integration_id
+        model = conversation.model if conversation else defaults.model
         if ask.edit_message_id is not None:
             return EditMessage(
                 message_id=ask.edit_message_id,
@@ -374,6 +431,7 @@ class _Progress:
     failure: str = ""
     retryable: bool = True
     final_frame_at: float | None = None
+    chat_known: bool = False
 
     def observe(self, metrics: Metrics) -> None:
         """Record how long the final frame took to become a Slack call (issued right after this)."""

@@ -146,6 +146,7 @@ class FakeSlack:
         self._outbox: collections.deque[Envelope] = collections.deque()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
+        self._revision = 0
         self._sent_at: dict[str, float] = {}
         self._acked: dict[str, Ack] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -338,8 +339,24 @@ class FakeSlack:
     # ================================================================ waiting
 
     def _notify(self) -> None:
+        self._revision += 1
         self._changed.set()
         self._changed = asyncio.Event()
+
+    @property
+    def revision(self) -> int:
+        """Counts the changes here so far (messages, files, calls, envelopes, acks, sockets)."""
+        return self._revision
+
+    async def changed_since(self, revision: int) -> int:
+        """Wait until :attr:`revision` passes ``revision``; returns it (no timeout: wrap the call).
+
+        A change feed reads the state, remembers the revision it read at, and waits here: a
+        change made while it was busy is not missed.
+        """
+        while self._revision <= revision:
+            await self._changed.wait()
+        return self._revision
 
     async def wait_for(
         self,
@@ -452,8 +469,13 @@ class FakeSlack:
         *,
         user: str,
         value: str | None = None,
+        seen_blocks: list[JsonDict] | None = None,
     ) -> Ack:
-        """A person clicks a button: a ``block_actions`` envelope; returns the app's ack."""
+        """A person clicks a button: a ``block_actions`` envelope; returns the app's ack.
+
+        ``seen_blocks`` are the blocks as the person's client still shows them: a click on a
+        button the bot has since removed (a stale view, or two people clicking at once).
+        """
         chan = self._require(channel, user)
         message = self._world.message(channel, message_ts)
         ephemeral = next(
@@ -467,7 +489,9 @@ class FakeSlack:
         source = message if message is not None else ephemeral
         if source is None:
             raise KeyError(f"no message {message_ts} in {channel}")
-        found = find_action(source.get("blocks"), action_id)
+        found = find_action(
+            seen_blocks if seen_blocks is not None else source.get("blocks"), action_id
+        )
         if found is None:
             raise KeyError(f"no element with action_id {action_id!r} in message {message_ts}")
         block_id, element = found

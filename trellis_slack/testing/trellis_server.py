@@ -162,12 +162,15 @@ class _Problem:
 class _Turn:
     """One streaming response on one connection."""
 
-    __slots__ = ("heartbeat", "streaming", "task")
+    __slots__ = ("announced", "heartbeat", "streaming", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
         self.heartbeat: asyncio.Task[None] | None = None
         self.streaming = True
+        #: Set once ``chat_metadata`` went out: every response starts with it, even one that is
+        #: interrupted at once (the user message is already stored).
+        self.announced = asyncio.Event()
 
     def finish(self) -> None:
         """The terminal event is going out: the connection may take a new turn."""
@@ -747,9 +750,13 @@ class FakeTrellis:
         turn = conn.turn
         if turn is None or not turn.streaming or turn.task is None:
             return _Problem("No response is streaming on this connection", "NOT_STREAMING")
+        task = turn.task
+        announced = asyncio.ensure_future(turn.announced.wait())
+        await asyncio.wait([task, announced], return_when=asyncio.FIRST_COMPLETED)
+        announced.cancel()
         turn.finish()
-        turn.task.cancel()
-        await asyncio.wait([turn.task])
+        task.cancel()
+        await asyncio.wait([task])
         await conn.send_event("interrupted", {"status": "interrupted"})
         return None
 
@@ -795,6 +802,7 @@ class FakeTrellis:
             await conn.send_event(
                 "chat_metadata", {"id": chat.id, "user_message_id": question.user_message_id}
             )
+            turn.announced.set()
             if conn.heartbeat:
                 turn.heartbeat = conn.spawn(self._heartbeat(conn))
             try:
