@@ -470,3 +470,42 @@ async def test_channel_allowlist_refuses_other_channels(
     ts = await slack.post("C0OTHER", ALICE, f"{MENTION} here")
     await answered(slack, "C0OTHER", ts, "You asked: here")
     assert [q["message"] for q in questions(trellis)] == ["here"]
+
+
+async def test_per_user_identity_gives_each_asker_their_own_chat(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """With an API key each person asks as themselves; a second person in a thread gets their own chat."""
+    await start_bot(TRELLIS_TOKEN="", TRELLIS_API_KEY="test-api-key")
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} my numbers")
+    await answered(slack, CHANNEL, ts, "You asked: my numbers")
+    await slack.post(CHANNEL, BOB, "and mine?", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: and mine?")
+    await slack.post(CHANNEL, ALICE, "more of mine", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: more of mine")
+    sends = [
+        r
+        for r in trellis.received
+        if isinstance(r.frame, dict) and r.frame.get("action") == "send_message"
+    ]
+    alice1, bob1, alice2 = sends
+    assert alice1.token_sub != bob1.token_sub
+    assert alice2.token_sub == alice1.token_sub
+    assert alice2.frame["chat_id"] == alice1.frame["chat_id"] != bob1.frame["chat_id"]
+    notes = [
+        body(m) for m in replies(slack, CHANNEL, ts) if "starts your own conversation" in body(m)
+    ]
+    assert len(notes) == 1
+    assert f"<@{BOB}>" in notes[0]
+
+
+async def test_per_user_identity_refuses_users_without_email(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """A user whose profile shows no e-mail is told why, and nothing is sent to Trellis."""
+    slack.add_user("U0NOMAIL", "nomail")
+    await start_bot(TRELLIS_TOKEN="", TRELLIS_API_KEY="test-api-key")
+    ts = await slack.post(CHANNEL, "U0NOMAIL", f"{MENTION} hello")
+    msgs = await slack.wait_for(lambda: replies(slack, CHANNEL, ts))
+    assert "e-mail address" in body(msgs[0])
+    assert questions(trellis) == []

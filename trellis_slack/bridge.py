@@ -363,6 +363,7 @@ class Bridge:
                 )
                 return
             owner_id, identity = q.user_id, user.email
+            await self._say_if_own_chat(q, thread_ts, owner_id)
         await self.store.add_question(
             QuestionRecord(
                 channel_id=q.channel_id,
@@ -389,6 +390,24 @@ class Bridge:
 
     def _thread_lock(self, channel_id: str, thread_ts: str) -> asyncio.Lock:
         return self._locks.setdefault((channel_id, thread_ts), asyncio.Lock())
+
+    async def _say_if_own_chat(self, q: Question, thread_ts: str, owner_id: str) -> None:
+        """Per-user identity: a thread's chat belongs to whoever started it.
+
+        Someone else asking in that thread asks as themselves, so Trellis answers in a new chat of
+        theirs that does not see the earlier answers; the thread says so, once per person.
+        """
+        chats = await self.store.conversations_in_thread(q.team_id, q.channel_id, thread_ts)
+        if not chats or any(c.owner_id == owner_id for c in chats):
+            return
+        await self.slack.post(
+            q.channel_id,
+            thread_ts,
+            blocks.note(
+                f"<@{q.user_id}>, I ask Trellis as you, so this starts your own conversation: "
+                "it does not see the earlier answers in this thread."
+            ),
+        )
 
     async def run_in_thread(self, ask: Ask) -> None:
         """Run ``ask`` once every earlier answer in its thread is done, saying so if it must wait."""
