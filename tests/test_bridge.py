@@ -484,14 +484,14 @@ async def test_per_user_identity_gives_each_asker_their_own_chat(
     await slack.post(CHANNEL, ALICE, "more of mine", thread_ts=ts)
     await answered(slack, CHANNEL, ts, "You asked: more of mine")
     sends = [
-        r
+        (r.token_sub, r.frame)
         for r in trellis.received
         if isinstance(r.frame, dict) and r.frame.get("action") == "send_message"
     ]
-    alice1, bob1, alice2 = sends
-    assert alice1.token_sub != bob1.token_sub
-    assert alice2.token_sub == alice1.token_sub
-    assert alice2.frame["chat_id"] == alice1.frame["chat_id"] != bob1.frame["chat_id"]
+    (alice_sub, alice1), (bob_sub, bob1), (alice_sub2, alice2) = sends
+    assert alice_sub != bob_sub
+    assert alice_sub2 == alice_sub
+    assert alice2["chat_id"] == alice1["chat_id"] != bob1["chat_id"]
     notes = [
         body(m) for m in replies(slack, CHANNEL, ts) if "starts your own conversation" in body(m)
     ]
