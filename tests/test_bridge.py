@@ -509,3 +509,19 @@ async def test_per_user_identity_refuses_users_without_email(
     msgs = await slack.wait_for(lambda: replies(slack, CHANNEL, ts))
     assert "e-mail address" in body(msgs[0])
     assert questions(trellis) == []
+
+
+async def test_seed_datasource_error_offers_no_retry(
+    slack: FakeSlack, start_bot: BotFactory
+) -> None:
+    """The seed API's "No datasource connected" (no `retryable` flag) gets the admin fix, not Retry."""
+    async with FakeTrellis(version="seed", require_integration=True) as seed:
+        await start_bot(
+            TRELLIS_WS_URL=seed.ws_url,
+            TRELLIS_API_URL=seed.api_url,
+            TRELLIS_TOKEN=seed.make_token("seed-member"),
+        )
+        ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders?")
+        msgs = await answered(slack, CHANNEL, ts, "No datasource connected")
+        assert "TRELLIS_INTEGRATION_ID" in body(msgs[0])
+        assert RETRY_ACTION not in buttons(msgs[0])

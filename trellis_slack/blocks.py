@@ -128,10 +128,16 @@ def explain_error(exc: TrellisError) -> str:
     return f"Trellis could not answer: {exc}"
 
 
+def needs_admin(message: str) -> bool:
+    """Whether a Trellis error is one only an admin can fix (asking again will not help)."""
+    lowered = message.lower()
+    return "datasource" in lowered or "integration" in lowered
+
+
 def explain_trellis_message(message: str, debug_id: str | None) -> str:
     """A Trellis ``error`` event in words, with how to fix the ones an admin can fix."""
     text = f"Trellis could not answer: {message.strip() or 'unknown error'}"
-    if "datasource" in message.lower() or "integration" in message.lower():
+    if needs_admin(message):
         text += (
             ".\nAn admin can connect a database by setting `TRELLIS_INTEGRATION_ID` for the bot."
         )

@@ -301,7 +301,12 @@ class TurnRunner:
                         state.failure = blocks.explain_trellis_message(
                             event.message, event.debug_id
                         )
-                        state.retryable = event.retryable is not False
+                        # The seed API sends no `retryable`: offer Retry unless only an admin can help.
+                        state.retryable = (
+                            event.retryable
+                            if event.retryable is not None
+                            else not blocks.needs_admin(event.message)
+                        )
                         return "failed"
             finally:
                 if not state.chat_known and turn.chat_id:
