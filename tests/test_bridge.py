@@ -385,13 +385,19 @@ async def test_other_bots_are_never_answered(
 async def test_editing_a_mention_does_not_ask_again(
     slack: FakeSlack, trellis: FakeTrellis, bot: Bot
 ) -> None:
-    """Slack re-sends app_mention for an edited mention; it does not become a second question."""
+    """Slack re-sends app_mention for an edited mention: one edit of the question, no new question."""
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} sales in 2024")
     await answered(slack, CHANNEL, ts, "You asked: sales in 2024")
     await slack.edit(CHANNEL, ts, f"{MENTION} sales in 2024!")
+    await answered(slack, CHANNEL, ts, "You asked: sales in 2024!")
     marker = await slack.post(CHANNEL, ALICE, f"{MENTION} marker")
     await answered(slack, CHANNEL, marker, "You asked: marker")
-    assert [q["message"] for q in questions(trellis)] == ["sales in 2024", "marker"]
+    sent = [(q["action"], q.get("message") or q.get("content")) for q in questions(trellis)]
+    assert sent == [
+        ("send_message", "sales in 2024"),
+        ("edit_message", "sales in 2024!"),
+        ("send_message", "marker"),
+    ]
 
 
 async def test_streamed_text_shows_before_the_final_answer(

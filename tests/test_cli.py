@@ -15,7 +15,7 @@ from trellis_slack.settings import VARIABLES
 
 
 def test_help_lists_the_subcommands() -> None:
-    """`trellis-slack --help` names `run` and `config`."""
+    """`trellis-slack --help` names `run`, `check` and `config`."""
     result = subprocess.run(
         [sys.executable, "-m", "trellis_slack", "--help"],
         capture_output=True,
@@ -24,6 +24,7 @@ def test_help_lists_the_subcommands() -> None:
     )
     assert result.returncode == 0
     assert "run" in result.stdout
+    assert "check" in result.stdout
     assert "config" in result.stdout
 
 

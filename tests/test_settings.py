@@ -133,3 +133,50 @@ def test_lists_and_switches_are_parsed() -> None:
     assert settings.allowed_channels == frozenset({"C1", "C2"})
     assert settings.allowed_users == frozenset({"U1"})
     assert settings.allow_external_users
+
+
+def test_operations_settings_are_parsed() -> None:
+    """Admin users, JSON logs, the health port and host, and the check e-mail are read."""
+    settings = load(
+        base_env(
+            TRELLIS_ADMIN_USERS="U1, U2",
+            LOG_FORMAT="JSON",
+            HEALTH_PORT="8080",
+            HEALTH_HOST="127.0.0.1",
+            CHECK_EMAIL="admin@example.com",
+        )
+    )
+    assert settings.admin_users == frozenset({"U1", "U2"})
+    assert settings.log_format == "json"
+    assert settings.health_port == 8080
+    assert settings.health_host == "127.0.0.1"
+    assert settings.check_email == "admin@example.com"
+
+
+def test_operations_defaults() -> None:
+    """By default: no extra admins, text logs, no health server (0.0.0.0 when one is set)."""
+    settings = load(base_env())
+    assert settings.admin_users is None
+    assert settings.log_format == "text"
+    assert settings.health_port is None
+    assert settings.health_host == "0.0.0.0"  # noqa: S104 - checks the documented default
+    assert settings.check_email is None
+
+
+def test_invalid_operations_settings_are_all_reported() -> None:
+    """A bad log format, port and e-mail, and an empty admin list, are listed together."""
+    env = base_env(
+        LOG_FORMAT="xml",
+        HEALTH_PORT="99999",
+        CHECK_EMAIL="admin",
+        TRELLIS_ADMIN_USERS=" , ",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(env)
+    problems = caught.value.problems
+    assert problems == [
+        "LOG_FORMAT must be one of text, json (got 'xml')",
+        "TRELLIS_ADMIN_USERS is set but lists no ids",
+        "HEALTH_PORT must be a port number from 0 to 65535 (got '99999')",
+        "CHECK_EMAIL must be an e-mail address (got 'admin')",
+    ]

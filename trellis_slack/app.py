@@ -20,9 +20,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION
+from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
 from trellis_slack.bridge import Access, Bridge
+from trellis_slack.commands import COMMAND, Commands
 from trellis_slack.errors import ConfigError
+from trellis_slack.health import HealthServer
+from trellis_slack.home import Home
 from trellis_slack.metrics import Metrics
 from trellis_slack.settings import Settings
 from trellis_slack.slack_events import BotIdentity
@@ -40,20 +43,41 @@ Handler = Callable[..., Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class Listeners:
+    """What the wiring table's handlers hand work to."""
+
+    bridge: Bridge
+    commands: Commands
+    home: Home
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
-    """One row of the wiring table: what Slack sends → which bridge handler."""
+    """One row of the wiring table: what Slack sends → which handler."""
 
-    kind: str  # "event" | "action"
-    name: str  # event type or action_id
-    handler: Callable[[Bridge, dict[str, Any]], None]
-
-
-def _on_message(bridge: Bridge, body: dict[str, Any]) -> None:
-    bridge.spawn(bridge.on_message(body["event"]))
+    kind: str  # "event" | "action" | "command"
+    name: str  # event type, action_id or slash command
+    #: Starts the work in the background; may return what to ack with (a command's answer).
+    handler: Callable[[Listeners, dict[str, Any]], Rendered | None]
 
 
-def _on_app_mention(bridge: Bridge, body: dict[str, Any]) -> None:
-    bridge.spawn(bridge.on_app_mention(body["event"]))
+def _on_message(listeners: Listeners, body: dict[str, Any]) -> None:
+    listeners.bridge.spawn(listeners.bridge.on_message(body["event"]))
+
+
+def _on_app_mention(listeners: Listeners, body: dict[str, Any]) -> None:
+    listeners.bridge.spawn(listeners.bridge.on_app_mention(body["event"]))
+
+
+def _on_app_home_opened(listeners: Listeners, body: dict[str, Any]) -> None:
+    listeners.bridge.spawn(listeners.home.opened(body["event"]))
+
+
+def _on_command(listeners: Listeners, body: dict[str, Any]) -> Rendered | None:
+    answer = listeners.commands.immediate(body)
+    if answer is None:
+        listeners.bridge.spawn(listeners.commands.run(body))
+    return answer
 
 
 def _button_context(body: dict[str, Any]) -> tuple[str, str, str, str | None] | None:
@@ -68,17 +92,19 @@ def _button_context(body: dict[str, Any]) -> tuple[str, str, str, str | None] | 
         return None
 
 
-def _on_stop(bridge: Bridge, body: dict[str, Any]) -> None:
+def _on_stop(listeners: Listeners, body: dict[str, Any]) -> None:
     context = _button_context(body)
     if context:
         channel, question_ts, user, _ = context
+        bridge = listeners.bridge
         bridge.spawn(bridge.on_stop(channel_id=channel, question_ts=question_ts, user_id=user))
 
 
-def _on_retry(bridge: Bridge, body: dict[str, Any]) -> None:
+def _on_retry(listeners: Listeners, body: dict[str, Any]) -> None:
     context = _button_context(body)
     if context:
         channel, question_ts, user, message_ts = context
+        bridge = listeners.bridge
         bridge.spawn(
             bridge.on_retry(
                 channel_id=channel, question_ts=question_ts, user_id=user, message_ts=message_ts
@@ -93,25 +119,36 @@ ROUTES: tuple[Route, ...] = (
     Route("event", "app_mention", _on_app_mention),
     Route("action", STOP_ACTION, _on_stop),
     Route("action", RETRY_ACTION, _on_retry),
+    Route("event", "app_home_opened", _on_app_home_opened),
+    Route("command", COMMAND, _on_command),
 )
 
 
-def build_app(client: AsyncWebClient, bridge: Bridge) -> AsyncApp:
-    """A Bolt app wired from ``ROUTES``; listeners ack at once and hand the work to the bridge."""
+def build_app(client: AsyncWebClient, listeners: Listeners) -> AsyncApp:
+    """A Bolt app wired from ``ROUTES``; listeners ack at once and hand the work on."""
     app = AsyncApp(client=client, process_before_response=False)
     for route in ROUTES:
-        app_listener = _listener(bridge, route)
+        app_listener = _listener(listeners, route)
         if route.kind == "event":
             app.event(route.name)(app_listener)
+        elif route.kind == "command":
+            app.command(route.name)(app_listener)
         else:
             app.action(route.name)(app_listener)
     return app
 
 
-def _listener(bridge: Bridge, route: Route) -> Handler:
-    async def listener(ack: Callable[[], Awaitable[Any]], body: dict[str, Any]) -> None:
-        await ack()
-        route.handler(bridge, body)
+def _listener(listeners: Listeners, route: Route) -> Handler:
+    async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any]) -> None:
+        try:
+            answer = route.handler(listeners, body)
+        except Exception:
+            log.exception("the %s %s handler failed", route.kind, route.name)
+            answer = None
+        if answer is None:
+            await ack()
+        else:
+            await ack(text=answer.text, blocks=list(answer.blocks), response_type="ephemeral")
 
     listener.__name__ = f"on_{route.kind}_{route.name}"
     return listener
@@ -169,6 +206,7 @@ class Bot:
         self.handler: AsyncSocketModeHandler | None = None
         self._stopped = False
         self.metrics = Metrics()
+        self.health: HealthServer | None = None
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -178,9 +216,10 @@ class Bot:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.client = slack_client(settings, self._session)
         bot = await self._identify(self.client)
+        tokens = token_provider(settings, self.rest)
         self.trellis = TrellisClient(
             ws_url=settings.trellis_ws_url,
-            tokens=token_provider(settings, self.rest),
+            tokens=tokens,
             rest=self.rest,
             max_connections=settings.max_connections,
             idle_timeout=settings.idle_timeout,
@@ -215,9 +254,29 @@ class Bot:
                 per_user_identity=settings.per_user_identity,
             ),
         )
-        app = build_app(self.client, self.bridge)
+        listeners = Listeners(
+            bridge=self.bridge,
+            commands=Commands(
+                client=self.client,
+                store=self.store,
+                rest=self.rest,
+                tokens=tokens,
+                trellis=self.trellis,
+                settings=settings,
+                bot=bot,
+            ),
+            home=Home(
+                client=self.client, slack=slack, store=self.store, settings=settings, bot=bot
+            ),
+        )
+        app = build_app(self.client, listeners)
         self.handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=self.client)
         await self.handler.connect_async()
+        if settings.health_port is not None:
+            self.health = HealthServer(
+                settings, self.metrics, slack=self.handler.client, trellis=self.trellis
+            )
+            await self.health.start()
         log.info("connected to Slack as %s; waiting for questions", bot.user_id)
 
     @staticmethod
@@ -246,6 +305,8 @@ class Bot:
         if self._stopped:
             return
         self._stopped = True
+        if self.health is not None:
+            await self.health.stop()
         if self.handler is not None:
             await self.handler.close_async()
         if self.bridge is not None:

@@ -5,6 +5,7 @@ The hierarchy::
     TrellisSlackError                 base of everything below; ``str()`` is safe to show a user
     ├── ConfigError                   the environment is incomplete or invalid (all problems at once)
     ├── StateError                    the SQLite state file cannot be opened or migrated
+    ├── DemoError                     ``trellis-slack demo`` cannot start (its port is taken)
     └── TrellisError                  anything that went wrong talking to Trellis
         ├── TrellisAuthError          the token or API key was rejected (close 4001, HTTP 401/403)
         ├── TrellisUnavailable        Trellis could not be reached (connect failures, backoff exhausted)
@@ -35,6 +36,10 @@ class ConfigError(TrellisSlackError):
 
 class StateError(TrellisSlackError):
     """The SQLite state file cannot be opened, created or migrated."""
+
+
+class DemoError(TrellisSlackError):
+    """The offline demo cannot start, for example because its port is already in use."""
 
 
 class TrellisError(TrellisSlackError):

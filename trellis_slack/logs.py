@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Literal
+
+LogFormat = Literal["text", "json"]
 
 #: Slack tokens, Trellis JWTs and ``?token=`` query values, whatever library logs them.
 _SECRET_PATTERNS = re.compile(
@@ -46,9 +51,15 @@ class SecretFilter(logging.Filter):
                 logging.Formatter().formatException(record.exc_info), self._secrets
             )
             record.exc_info = None
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, self._secrets)
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+#: What a record carries when no conversation is in context.
+_NO_ID = "-"
 
 
 class ContextFilter(logging.Filter):
@@ -56,10 +67,36 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         values = _context.get() or {}
-        record.slack_channel = values.get("channel", "-")
-        record.slack_thread = values.get("thread", "-")
-        record.trellis_chat = values.get("chat", "-")
+        record.slack_channel = values.get("channel", _NO_ID)
+        record.slack_thread = values.get("thread", _NO_ID)
+        record.trellis_chat = values.get("chat", _NO_ID)
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the conversation ids, any traceback.
+
+    Ids not known for a record are ``null``. The message and traceback are the ones the
+    ``SecretFilter`` already scrubbed, so JSON lines hide secrets exactly as text lines do.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, str | None] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ("slack_channel", "slack_thread", "trellis_chat"):
+            value = getattr(record, name, _NO_ID)
+            entry[name] = None if value == _NO_ID else str(value)
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)
 
 
 @contextmanager
@@ -81,11 +118,13 @@ def add_log_context(**values: str | None) -> None:
     _context.set(merged)
 
 
-def configure(level: str, secrets: Iterable[str] = ()) -> None:
-    """Configure the root logger once: plain text with conversation ids, secrets scrubbed."""
+def configure(level: str, secrets: Iterable[str] = (), *, fmt: LogFormat = "text") -> None:
+    """Configure the root logger once: text or JSON lines with conversation ids, secrets scrubbed."""
     handler = logging.StreamHandler()
     handler.setFormatter(
-        logging.Formatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s [%(slack_channel)s %(slack_thread)s %(trellis_chat)s] %(message)s"
         )
     )

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from trellis_slack.errors import ConfigError
+from trellis_slack.logs import LogFormat
 
 FollowUps = Literal["all", "mentions"]
 
@@ -36,9 +37,16 @@ VARIABLES: dict[str, str] = {
     "TRELLIS_TURN_TIMEOUT": "Seconds without any event from Trellis before an answer is given up. Default `300`.",
     "TRELLIS_IDLE_TIMEOUT": "Seconds an idle Trellis connection is kept open. Default `120`.",
     "TRELLIS_MAX_CONNECTIONS": "Trellis connections per token (the current API allows 3). Default `3`.",
+    "TRELLIS_ADMIN_USERS": "Comma-separated Slack user ids who may change a channel's integration and model with `/trellis` (workspace admins always may).",
+    "LOG_FORMAT": "`text` (default) or `json`: one JSON object per line with the channel, thread and chat ids.",
+    "HEALTH_PORT": "Port of the HTTP server for `/healthz` and `/metrics` (Prometheus). Default: no server.",
+    "HEALTH_HOST": "Address that server listens on. Default `0.0.0.0` (all interfaces, as a container needs).",
+    "CHECK_EMAIL": "For `trellis-slack check` with `TRELLIS_API_KEY`: an e-mail to mint a test token for (Trellis creates that member if unknown). Without it that part is skipped.",
 }
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMATS = ("text", "json")
+_ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the health server must be reachable from outside a container
 _TOKEN_WARN_WITHIN = timedelta(days=1)
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,14 @@ class Settings:
     turn_timeout: float = 300.0
     idle_timeout: float = 120.0
     max_connections: int = 3
+    #: Slack user ids who may change channel settings (besides workspace admins); None: nobody else.
+    admin_users: frozenset[str] | None = None
+    log_format: LogFormat = "text"
+    #: Port of the ``/healthz`` + ``/metrics`` server; None: no server (0 picks a free port).
+    health_port: int | None = None
+    health_host: str = _ALL_INTERFACES
+    #: The e-mail ``trellis-slack check`` mints a test token for in per-user mode.
+    check_email: str | None = None
     #: Things the admin should know but that do not stop the bot (e.g. a token expiring soon).
     warnings: tuple[str, ...] = ()
 
@@ -119,6 +135,7 @@ class Settings:
             trellis_model=reader.optional("TRELLIS_MODEL"),
             db_path=reader.optional("TRELLIS_SLACK_DB") or "./trellis-slack.db",
             log_level=reader.choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
+            log_format=reader.log_format(),
             follow_ups=reader.follow_ups(),
             allowed_channels=reader.id_list("ALLOWED_CHANNELS"),
             allowed_users=reader.id_list("ALLOWED_USERS"),
@@ -126,6 +143,10 @@ class Settings:
             turn_timeout=reader.number("TRELLIS_TURN_TIMEOUT", 300.0),
             idle_timeout=reader.number("TRELLIS_IDLE_TIMEOUT", 120.0),
             max_connections=int(reader.number("TRELLIS_MAX_CONNECTIONS", 3, integer=True)),
+            admin_users=reader.id_list("TRELLIS_ADMIN_USERS"),
+            health_port=reader.port("HEALTH_PORT"),
+            health_host=reader.optional("HEALTH_HOST") or _ALL_INTERFACES,
+            check_email=reader.email("CHECK_EMAIL"),
             warnings=tuple(warnings),
         )
         if reader.problems:
@@ -191,12 +212,18 @@ class _Reader:
 
     def choice(self, name: str, choices: tuple[str, ...], default: str, *, upper: bool) -> str:
         value = self.optional(name) or default
-        if upper:
-            value = value.upper()
+        value = value.upper() if upper else value.lower()
         if value not in choices:
             self.problems.append(f"{name} must be one of {', '.join(choices)} (got {value!r})")
             return default
         return value
+
+    def log_format(self) -> LogFormat:
+        return (
+            "json"
+            if self.choice("LOG_FORMAT", _LOG_FORMATS, "text", upper=False) == "json"
+            else "text"
+        )
 
     def follow_ups(self) -> FollowUps:
         value = (self.optional("FOLLOW_UPS") or "all").lower()
@@ -214,6 +241,25 @@ class _Reader:
         if not ids:
             self.problems.append(f"{name} is set but lists no ids")
         return ids
+
+    def port(self, name: str) -> int | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit()) or int(value) > 65535:
+            self.problems.append(f"{name} must be a port number from 0 to 65535 (got {value!r})")
+            return None
+        return int(value)
+
+    def email(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain or "@" in domain or any(c.isspace() for c in value):
+            self.problems.append(f"{name} must be an e-mail address (got {value!r})")
+            return None
+        return value
 
     def boolean(self, name: str, *, default: bool) -> bool:
         value = self.optional(name)

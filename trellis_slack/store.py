@@ -190,7 +190,20 @@ def _migration_1_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1_initial,)
+def _migration_2_greeted_users(db: Database) -> None:
+    """Who was already greeted in the app's Messages tab (the greeting is sent once)."""
+    db.create_table(
+        "greeted_users",
+        {"team_id": str, "user_id": str, "greeted_at": float},
+        pk=("team_id", "user_id"),
+        not_null={"greeted_at"},
+    )
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _migration_1_initial,
+    _migration_2_greeted_users,
+)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -698,6 +711,28 @@ class Store:
                 "updated_at": self._clock(),
             },
             pk=("team_id", "channel_id"),
+        )
+
+    # --- the Messages-tab greeting --------------------------------------------------------------
+
+    async def claim_greeting(self, team_id: str, user_id: str) -> bool:
+        """True only the first time this person is claimed for the greeting (survives restarts)."""
+        return await self._run(self._claim_greeting, team_id, user_id)
+
+    def _claim_greeting(self, team_id: str, user_id: str) -> bool:
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO greeted_users (team_id, user_id, greeted_at) VALUES (?, ?, ?)",
+            (team_id, user_id, self._clock()),
+        )
+        return cursor.rowcount == 1
+
+    async def release_greeting(self, team_id: str, user_id: str) -> None:
+        """Forget a claim whose greeting could not be posted, so the next visit tries again."""
+        await self._run(self._release_greeting, team_id, user_id)
+
+    def _release_greeting(self, team_id: str, user_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM greeted_users WHERE team_id = ? AND user_id = ?", (team_id, user_id)
         )
 
     # --- diagnostics ----------------------------------------------------------------------------

@@ -1,0 +1,757 @@
+// The demo page: a Slack workspace in miniature, kept live by the /api/feed WebSocket.
+//
+// Safety: every string that comes from the workspace (messages, Block Kit, file names) goes
+// through esc() before it becomes HTML; formatting only wraps text that is already escaped;
+// links are made only for http(s) and mailto addresses. The server's Content-Security-Policy
+// allows no inline script and nothing from other sites on top of that.
+"use strict";
+
+const state = {
+  workspace: null,
+  people: new Map(),
+  rooms: new Map(),
+  items: new Map(), // key -> {kind, channel, ts, message}
+  seen: new Map(), // key -> Date first seen (the clock shown beside a message)
+  room: null, // id of the conversation shown
+  thread: null, // {channel, ts} of the open thread
+  editing: null, // "key@where" of the message being edited (where: main or thread)
+  draft: "", // the text in the editor
+  confirming: null, // "key@where" of the message whose deletion waits for a confirmation
+  dismissed: new Set(), // ephemeral messages the person dismissed
+  lastRead: new Map(), // room id -> newest ts seen there
+  renderQueued: false,
+};
+
+const EMOJI = {
+  hourglass_flowing_sand: "⏳", hourglass: "⌛", warning: "⚠️", black_square_for_stop: "⏹️",
+  information_source: "ℹ️", double_vertical_bar: "⏸️", white_check_mark: "✅", x: "❌",
+  bar_chart: "📊", chart_with_upwards_trend: "📈", chart_with_downwards_trend: "📉",
+  wastebasket: "🗑️", tada: "🎉", wave: "👋", mag: "🔍", thinking_face: "🤔", rocket: "🚀",
+  heavy_check_mark: "✔️", eyes: "👀", memo: "📝", arrows_counterclockwise: "🔄", repeat: "🔁",
+  bulb: "💡", robot_face: "🤖", pencil2: "✏️", speech_balloon: "💬", lock: "🔒",
+  no_entry: "⛔", no_entry_sign: "🚫", question: "❓", exclamation: "❗", "+1": "👍",
+  thumbsup: "👍", clipboard: "📋", link: "🔗", gear: "⚙️", hammer_and_wrench: "🛠️",
+  construction: "🚧", sparkles: "✨", calendar: "📅", page_facing_up: "📄", card_index_dividers: "🗂️",
+};
+
+// --------------------------------------------------------------------------- text
+
+function esc(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) => ({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+  })[c]);
+}
+
+function unentity(text) {
+  return String(text).replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+}
+
+function safeUrl(url) {
+  const trimmed = String(url ?? "").trim();
+  return /^(https?:\/\/|mailto:)/i.test(trimmed) ? trimmed : null;
+}
+
+function emoji(escaped) {
+  return escaped.replace(/:([a-z0-9_+-]+):/g, (all, name) => EMOJI[name] ?? all);
+}
+
+// Placeholders keep finished HTML (code, links) away from the formatting of the text around it.
+function holder() {
+  const kept = [];
+  return {
+    hold: (html) => `\uE000${kept.push(html) - 1}\uE001`,
+    restore: (text) => text.replace(/\uE000(\d+)\uE001/g, (_, i) => kept[Number(i)]),
+  };
+}
+
+function clean(text) {
+  return String(text ?? "").replace(/[\uE000\uE001]/g, "").replace(/\r\n?/g, "\n");
+}
+
+function personName(id) {
+  if (id === "USLACKBOT") return "Slackbot";
+  return state.people.get(id)?.name ?? id ?? "someone";
+}
+
+function link(url, labelHtml) {
+  return `<a href="${esc(url)}" target="_blank" rel="noopener noreferrer">${labelHtml}</a>`;
+}
+
+// Slack's own mrkdwn (section and context text, people's messages): the text arrives with
+// &, < and > escaped as entities, and <…> is a link, a mention or a special word.
+function slackToken(inner) {
+  const bar = inner.indexOf("|");
+  const target = bar === -1 ? inner : inner.slice(0, bar);
+  const label = bar === -1 ? "" : inner.slice(bar + 1);
+  if (target.startsWith("@")) {
+    return `<span class="mention">@${esc(label || personName(target.slice(1)))}</span>`;
+  }
+  if (target.startsWith("#")) {
+    const room = state.rooms.get(target.slice(1));
+    return `<span class="mention">#${esc(label || room?.name || target.slice(1))}</span>`;
+  }
+  if (target.startsWith("!")) {
+    return `<span class="mention">@${esc(label || target.slice(1).split("^")[0])}</span>`;
+  }
+  const url = safeUrl(unentity(target));
+  if (url) return link(url, esc(unentity(label || target)));
+  return esc(`<${unentity(inner)}>`);
+}
+
+function mrkdwn(source) {
+  const { hold, restore } = holder();
+  let text = clean(source);
+  text = text.replace(/```\n?([\s\S]*?)```/g, (_, code) => hold(`<pre class="code">${esc(unentity(code))}</pre>`));
+  text = text.replace(/`([^`\n]+)`/g, (_, code) => hold(`<code>${esc(unentity(code))}</code>`));
+  text = text.replace(/<([^<>\n]+)>/g, (_, inner) => hold(slackToken(inner)));
+  let out = esc(unentity(text));
+  const edge = "(?=$|[\\s).,!?:;'\"\\uE000])";
+  out = out.replace(new RegExp(`(^|[\\s(\\uE001])\\*(?=\\S)([^*\\n]*?\\S)\\*${edge}`, "gm"), "$1<b>$2</b>");
+  out = out.replace(new RegExp(`(^|[\\s(\\uE001])_(?=\\S)([^_\\n]*?\\S)_${edge}`, "gm"), "$1<i>$2</i>");
+  out = out.replace(new RegExp(`(^|[\\s(\\uE001])~(?=\\S)([^~\\n]*?\\S)~${edge}`, "gm"), "$1<s>$2</s>");
+  out = emoji(out);
+  out = out
+    .split("\n")
+    .map((line) => (line.startsWith("&gt;") ? `<span class="quote">${line.replace(/^&gt;\s?/, "")}</span>` : line))
+    .join("<br>");
+  return restore(out);
+}
+
+// Standard Markdown (``markdown`` blocks: Trellis's answers): blocks, then inline formatting.
+function inlineMarkdown(source) {
+  const { hold, restore } = holder();
+  let text = clean(source);
+  text = text.replace(/`([^`\n]+)`/g, (_, code) => hold(`<code>${esc(code)}</code>`));
+  text = text.replace(/\[([^\]\n]+)\]\(([^)\s]+)(?:\s+"[^"\n]*")?\)/g, (all, label, url) => {
+    const safe = safeUrl(url);
+    return safe ? hold(link(safe, formatMarkdown(esc(label)))) : all;
+  });
+  text = text.replace(/<((?:https?:\/\/|mailto:)[^>\s]+)>/gi, (_, url) => hold(link(url, esc(url))));
+  return restore(emoji(formatMarkdown(esc(text))));
+}
+
+function formatMarkdown(escaped) {
+  return escaped
+    .replace(/\*\*(?=\S)([^\n]*?\S)\*\*/g, "<b>$1</b>")
+    .replace(/__(?=\S)([^\n]*?\S)__/g, "<b>$1</b>")
+    .replace(/(^|[^\w*])\*(?=\S)([^*\n]*?\S)\*(?![\w*])/g, "$1<i>$2</i>")
+    .replace(/(^|[^\w])_(?=\S)([^_\n]*?\S)_(?!\w)/g, "$1<i>$2</i>")
+    .replace(/~~(?=\S)([^\n]*?\S)~~/g, "<s>$1</s>");
+}
+
+const LIST_ITEM = /^(\s*)([-*+]|\d+[.)])\s+(.*)$/;
+const TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+
+function cells(line) {
+  return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((c) => c.trim());
+}
+
+function markdown(source) {
+  const lines = clean(source).split("\n");
+  const out = [];
+  let i = 0;
+  const startsBlock = (line) =>
+    /^ {0,3}(`{3,}|~{3,}|#{1,6}\s|>)/.test(line) || LIST_ITEM.test(line) || !line.trim();
+  while (i < lines.length) {
+    const line = lines[i];
+    let match;
+    if ((match = line.match(/^ {0,3}(`{3,}|~{3,})/))) {
+      const fence = match[1];
+      const body = [];
+      i += 1;
+      while (i < lines.length && !lines[i].trim().startsWith(fence)) body.push(lines[(i += 1) - 1]);
+      i += 1;
+      out.push(`<pre class="code">${esc(body.join("\n"))}</pre>`);
+    } else if (!line.trim()) {
+      i += 1;
+    } else if ((match = line.match(/^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/))) {
+      out.push(`<div class="md-heading md-h${match[1].length}">${inlineMarkdown(match[2])}</div>`);
+      i += 1;
+    } else if (/^ {0,3}([-*_])(\s*\1){2,}\s*$/.test(line)) {
+      out.push("<hr>");
+      i += 1;
+    } else if (/^ {0,3}>/.test(line)) {
+      const quoted = [];
+      while (i < lines.length && /^ {0,3}>/.test(lines[i])) quoted.push(lines[(i += 1) - 1].replace(/^ {0,3}>\s?/, ""));
+      out.push(`<blockquote>${markdown(quoted.join("\n"))}</blockquote>`);
+    } else if (line.includes("|") && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+      const head = cells(line);
+      const aligns = cells(lines[i + 1]).map((c) => (c.endsWith(":") ? "align-right" : ""));
+      i += 2;
+      const rows = [];
+      while (i < lines.length && lines[i].includes("|") && lines[i].trim()) rows.push(cells(lines[(i += 1) - 1]));
+      const row = (tag, values) =>
+        `<tr>${values.map((v, c) => `<${tag} class="${aligns[c] ?? ""}">${inlineMarkdown(v)}</${tag}>`).join("")}</tr>`;
+      out.push(`<table class="md-table"><thead>${row("th", head)}</thead><tbody>${rows.map((r) => row("td", r)).join("")}</tbody></table>`);
+    } else if (LIST_ITEM.test(line)) {
+      const ordered = /^\s*\d/.test(line);
+      const items = [];
+      while (i < lines.length && LIST_ITEM.test(lines[i])) {
+        const [, indent, , text] = lines[i].match(LIST_ITEM);
+        items.push(`<li class="${indent.length >= 2 ? "nested" : ""}">${inlineMarkdown(text)}</li>`);
+        i += 1;
+      }
+      const start = ordered ? ` start="${Number.parseInt(line.trim(), 10) || 1}"` : "";
+      out.push(ordered ? `<ol${start}>${items.join("")}</ol>` : `<ul>${items.join("")}</ul>`);
+    } else {
+      const para = [];
+      while (i < lines.length && (para.length === 0 || !startsBlock(lines[i]))) para.push(lines[(i += 1) - 1]);
+      out.push(`<p>${para.map(inlineMarkdown).join("<br>")}</p>`);
+    }
+  }
+  return out.join("");
+}
+
+// --------------------------------------------------------------------------- Block Kit
+
+function textObject(text) {
+  if (!text) return "";
+  if (typeof text === "string") return mrkdwn(text);
+  if (text.type === "mrkdwn") return text.verbatim ? esc(unentity(text.text)) : mrkdwn(text.text);
+  return emoji(esc(text.text));
+}
+
+function richInline(element) {
+  const style = element.style || {};
+  let html;
+  switch (element.type) {
+    case "text":
+      html = esc(element.text).replace(/\n/g, "<br>");
+      break;
+    case "link": {
+      const url = safeUrl(element.url);
+      html = url ? link(url, esc(element.text || element.url)) : esc(element.text || element.url);
+      break;
+    }
+    case "user":
+      html = `<span class="mention">@${esc(personName(element.user_id))}</span>`;
+      break;
+    case "channel":
+      html = `<span class="mention">#${esc(state.rooms.get(element.channel_id)?.name ?? element.channel_id)}</span>`;
+      break;
+    case "emoji":
+      html = esc(EMOJI[element.name] ?? `:${element.name}:`);
+      break;
+    case "broadcast":
+      html = `<span class="mention">@${esc(element.range)}</span>`;
+      break;
+    default:
+      html = esc(element.text ?? "");
+  }
+  if (style.code) html = `<code>${html}</code>`;
+  if (style.bold) html = `<b>${html}</b>`;
+  if (style.italic) html = `<i>${html}</i>`;
+  if (style.strike) html = `<s>${html}</s>`;
+  return html;
+}
+
+function richText(block) {
+  return (block.elements || [])
+    .map((part) => {
+      const inline = (part.elements || []).map(richInline).join("");
+      switch (part.type) {
+        case "rich_text_preformatted":
+          return `<pre class="code">${inline}</pre>`;
+        case "rich_text_quote":
+          return `<blockquote>${inline}</blockquote>`;
+        case "rich_text_list": {
+          const items = (part.elements || []).map((s) => `<li>${(s.elements || []).map(richInline).join("")}</li>`).join("");
+          return part.style === "ordered" ? `<ol>${items}</ol>` : `<ul>${items}</ul>`;
+        }
+        default:
+          return `<span>${inline}</span>`;
+      }
+    })
+    .join("");
+}
+
+function element(el) {
+  if (!el || typeof el !== "object") return "";
+  if (el.type === "button") {
+    const url = safeUrl(el.url);
+    const label = emoji(esc(el.text?.text ?? "Button"));
+    const style = el.style === "danger" || el.style === "primary" ? el.style : "";
+    if (url) return `<a class="bk-button ${style}" href="${esc(url)}" target="_blank" rel="noopener noreferrer">${label}</a>`;
+    return `<button type="button" class="bk-button ${style}" data-action-id="${esc(el.action_id ?? "")}" data-value="${esc(el.value ?? "")}">${label}</button>`;
+  }
+  if (el.type === "image") return `<span class="bk-image" title="${esc(el.alt_text ?? "")}">🖼️</span>`;
+  if (el.type === "mrkdwn" || el.type === "plain_text") return `<span>${textObject(el)}</span>`;
+  return `<span class="bk-unknown">[${esc(el.type)}]</span>`;
+}
+
+function tableBlock(block) {
+  const settings = block.column_settings || [];
+  const cell = (value, column) => {
+    const align = settings[column]?.align === "right" ? "align-right" : settings[column]?.align === "center" ? "align-center" : "";
+    const wrap = settings[column]?.is_wrapped ? "" : "nowrap";
+    let html;
+    if (value?.type === "rich_text") html = richText(value);
+    else if (value?.type === "raw_text") html = esc(value.text);
+    else html = esc(typeof value === "string" ? value : value?.text ?? "");
+    return `<td class="${align} ${wrap}">${html}</td>`;
+  };
+  const rows = (block.rows || []).map((row) => `<tr>${row.map(cell).join("")}</tr>`).join("");
+  return `<div class="block table-wrap"><table class="bk-table">${rows}</table></div>`;
+}
+
+function block(b) {
+  switch (b.type) {
+    case "section": {
+      let html = b.text ? `<div class="section-text">${textObject(b.text)}</div>` : "";
+      if (Array.isArray(b.fields)) html += `<div class="fields">${b.fields.map((f) => `<div>${textObject(f)}</div>`).join("")}</div>`;
+      if (b.accessory) html = `<div class="with-accessory"><div>${html}</div>${element(b.accessory)}</div>`;
+      return `<div class="block section">${html}</div>`;
+    }
+    case "markdown":
+      return `<div class="block markdown">${markdown(b.text)}</div>`;
+    case "context":
+      return `<div class="block context">${(b.elements || []).map(element).join("")}</div>`;
+    case "actions":
+      return `<div class="block actions">${(b.elements || []).map(element).join("")}</div>`;
+    case "header":
+      return `<div class="block header">${textObject(b.text)}</div>`;
+    case "divider":
+      return `<hr class="block divider">`;
+    case "image":
+      return `<div class="block image-ref">🖼️ ${esc(b.title?.text ?? b.alt_text ?? "image")}</div>`;
+    case "table":
+      return tableBlock(b);
+    case "rich_text":
+      return `<div class="block rich-text">${richText(b)}</div>`;
+    default:
+      return `<div class="block bk-unknown">[${esc(b.type)} block]</div>`;
+  }
+}
+
+function size(bytes) {
+  if (!Number.isFinite(bytes)) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function file(f) {
+  if (f.mode === "tombstone") return `<div class="file gone">This file was deleted.</div>`;
+  const url = typeof f.demo_url === "string" && f.demo_url.startsWith("/files/") ? f.demo_url : null;
+  const title = f.title || f.name || "file";
+  if (!url) return `<div class="file gone">${esc(title)}</div>`;
+  if (String(f.mimetype).startsWith("image/")) {
+    return `<figure class="file image"><figcaption>${esc(title)}</figcaption>` +
+      `<a href="${esc(url)}" target="_blank" rel="noopener"><img src="${esc(url)}" alt="${esc(f.alt_txt || title)}"></a></figure>`;
+  }
+  return `<div class="file card"><span class="file-type">${esc(String(f.filetype || "file").toUpperCase())}</span>` +
+    `<span class="file-name">${esc(title)}<small>${esc(f.name ?? "")} · ${size(f.size)}</small></span>` +
+    `<a class="download" href="${esc(url)}" download="${esc(f.name ?? "")}">Download</a></div>`;
+}
+
+function body(message, fromApp) {
+  let html = "";
+  if (fromApp && Array.isArray(message.blocks) && message.blocks.length) {
+    html = message.blocks.map(block).join("");
+  } else if (message.text) {
+    html = `<div class="block section">${mrkdwn(message.text)}</div>`;
+  }
+  if (Array.isArray(message.files)) html += `<div class="files">${message.files.map(file).join("")}</div>`;
+  return html;
+}
+
+// --------------------------------------------------------------------------- messages
+
+function compareTs(a, b) {
+  const key = (ts) => {
+    const [whole, fraction = ""] = String(ts).split(".");
+    return BigInt(whole || "0") * 1000000n + BigInt((fraction + "000000").slice(0, 6));
+  };
+  const x = key(a);
+  const y = key(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function clock(key) {
+  if (!state.seen.has(key)) state.seen.set(key, new Date());
+  return state.seen.get(key).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function editableText(text) {
+  return unentity(String(text ?? "").replace(/<@([UWB][A-Z0-9]+)(?:\|([^>]*))?>/g, (_, id, label) => `@${label || personName(id)}`));
+}
+
+function messageHtml(key, item, where) {
+  const m = item.message;
+  const ephemeral = item.kind === "ephemeral";
+  const tombstone = m.subtype === "tombstone";
+  const fromApp = Boolean(m.bot_id) || m.user === state.workspace.bot || ephemeral;
+  const own = !ephemeral && !tombstone && m.user === state.workspace.me;
+  const here = `${key}@${where}`;
+  const author = tombstone ? "" : personName(m.user || m.bot_id);
+  let content;
+  if (tombstone) content = `<div class="tombstone">This message was deleted.</div>`;
+  else if (state.editing === here) {
+    content = `<div class="editor"><textarea class="editor-input" aria-label="Edit message"></textarea>` +
+      `<div class="editor-buttons"><button type="button" data-act="cancel-edit">Cancel</button>` +
+      `<button type="button" class="primary" data-act="save-edit">Save</button></div></div>`;
+  } else content = body(m, fromApp);
+  const actions = [];
+  if (!ephemeral && !tombstone && where === "main") actions.push(`<button type="button" data-act="thread">Reply in thread</button>`);
+  if (own && state.editing !== here) actions.push(`<button type="button" data-act="edit">Edit</button>`, `<button type="button" data-act="delete">Delete</button>`);
+  if (ephemeral) actions.push(`<button type="button" data-act="dismiss">Dismiss</button>`);
+  const count = m.reply_count || 0;
+  const replies = where === "main" && count
+    ? `<button type="button" class="reply-summary" data-act="thread">${count} ${count === 1 ? "reply" : "replies"}</button>`
+    : "";
+  const confirm = state.confirming === here
+    ? `<div class="confirm">Delete this message? <button type="button" class="danger" data-act="confirm-delete">Delete</button>` +
+      `<button type="button" data-act="cancel-delete">Cancel</button></div>`
+    : "";
+  const classes = ["message", fromApp ? "from-app" : "", ephemeral ? "ephemeral" : "", own ? "own" : "", tombstone ? "deleted" : ""];
+  const avatar = tombstone ? "" : m.user === "USLACKBOT" ? "S" : fromApp ? "T" : author.slice(0, 1).toUpperCase();
+  const meta = tombstone
+    ? ""
+    : `<div class="meta"><span class="author">${esc(author)}</span>${fromApp && m.user !== "USLACKBOT" ? '<span class="app-badge">APP</span>' : ""}` +
+      `<time>${clock(key)}</time>${m.edited && !fromApp ? '<span class="edited">(edited)</span>' : ""}` +
+      `${ephemeral ? '<span class="only-you">Only visible to you</span>' : ""}</div>`;
+  return `<article class="${classes.filter(Boolean).join(" ")}" data-key="${esc(key)}" data-ts="${esc(m.ts)}">` +
+    `<div class="avatar ${fromApp ? "avatar-app" : `avatar-${esc(author.length % 5)}`}">${esc(avatar)}</div>` +
+    `<div class="message-body">${meta}<div class="content">${content}</div>${replies}${confirm}</div>` +
+    (actions.length ? `<div class="message-actions">${actions.join("")}</div>` : "") +
+    `</article>`;
+}
+
+function fromHtml(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  return template.content.firstElementChild;
+}
+
+// Keyed rendering: a message's element is rebuilt only when its HTML changes, so images stay
+// put and an editor keeps its caret while the bot edits other messages.
+function renderList(container, entries, stick) {
+  const cache = container.cache || (container.cache = new Map());
+  const atBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
+  const wanted = new Set(entries.map(([key]) => key));
+  for (const [key, record] of cache) {
+    if (!wanted.has(key)) {
+      record.el.remove();
+      cache.delete(key);
+    }
+  }
+  let previous = null;
+  for (const [key, html] of entries) {
+    let record = cache.get(key);
+    if (!record || record.html !== html) {
+      const el = fromHtml(html);
+      if (record) record.el.replaceWith(el);
+      record = { html, el };
+      cache.set(key, record);
+    }
+    const next = previous ? previous.nextSibling : container.firstChild;
+    if (next !== record.el) container.insertBefore(record.el, next);
+    previous = record.el;
+  }
+  if (atBottom || stick) container.scrollTop = container.scrollHeight;
+}
+
+function entriesOf(list, where) {
+  return list
+    .sort((a, b) => compareTs(a[1].ts, b[1].ts))
+    .map(([key, item]) => [key, messageHtml(key, item, where)]);
+}
+
+function isTop(message) {
+  return !message.thread_ts || message.thread_ts === message.ts || message.subtype === "thread_broadcast";
+}
+
+// --------------------------------------------------------------------------- the page
+
+const $ = (id) => document.getElementById(id);
+
+function room() {
+  return state.rooms.get(state.room);
+}
+
+function renderSidebar() {
+  const entry = (r) => {
+    const unread = r.id !== state.room && hasUnread(r.id) ? " unread" : "";
+    const active = r.id === state.room ? " active" : "";
+    const label = r.kind === "im"
+      ? `<span class="presence"></span>${esc(r.name)} <span class="app-badge">APP</span>`
+      : `<span class="hash">#</span>${esc(r.name)}`;
+    return `<li><button type="button" class="room${active}${unread}" data-room="${esc(r.id)}">${label}</button></li>`;
+  };
+  const rooms = [...state.rooms.values()];
+  const channels = rooms.filter((r) => r.kind !== "im").map(entry).join("");
+  const dms = rooms.filter((r) => r.kind === "im").map(entry).join("");
+  if ($("channels").innerHTML !== channels) $("channels").innerHTML = channels;
+  if ($("dms").innerHTML !== dms) $("dms").innerHTML = dms;
+}
+
+function hasUnread(roomId) {
+  const read = state.lastRead.get(roomId);
+  for (const item of state.items.values()) {
+    if (item.channel === roomId && item.message.user !== state.workspace.me && (!read || compareTs(item.ts, read) > 0)) return true;
+  }
+  return false;
+}
+
+function markRead() {
+  let newest = state.lastRead.get(state.room);
+  for (const item of state.items.values()) {
+    if (item.channel === state.room && (!newest || compareTs(item.ts, newest) > 0)) newest = item.ts;
+  }
+  if (newest) state.lastRead.set(state.room, newest);
+}
+
+function render() {
+  state.renderQueued = false;
+  if (!state.workspace) return;
+  const current = room();
+  $("conversation-title").textContent = current.kind === "im" ? current.name : `# ${current.name}`;
+  $("conversation-topic").textContent = current.topic || "";
+  $("composer-input").placeholder = current.kind === "im"
+    ? `Message ${current.name}`
+    : `Message #${current.name}: mention @trellis to ask it`;
+  const main = [];
+  const thread = [];
+  for (const [key, item] of state.items) {
+    if (item.channel !== state.room || state.dismissed.has(key)) continue;
+    const m = item.message;
+    if (isTop(m)) main.push([key, item]);
+    if (state.thread && (m.ts === state.thread.ts || m.thread_ts === state.thread.ts)) thread.push([key, item]);
+  }
+  renderList($("messages"), entriesOf(main, "main"), false);
+  const open = Boolean(state.thread);
+  $("thread").hidden = !open;
+  $("app").classList.toggle("with-thread", open);
+  if (open) {
+    $("thread-channel").textContent = current.kind === "im" ? current.name : `# ${current.name}`;
+    const list = entriesOf(thread, "thread");
+    if (!list.length) list.push(["gone", `<p class="empty">This thread is gone: its messages were deleted.</p>`]);
+    renderList($("thread-messages"), list, false);
+  }
+  const editor = document.querySelector(".editor-input");
+  if (editor && !editor.dataset.ready) {
+    editor.dataset.ready = "1";
+    editor.value = state.draft;
+    editor.focus();
+  }
+  markRead();
+  renderSidebar();
+}
+
+function scheduleRender() {
+  if (state.renderQueued) return;
+  state.renderQueued = true;
+  requestAnimationFrame(render);
+}
+
+function selectRoom(id) {
+  if (!state.rooms.has(id) || id === state.room) return;
+  state.room = id;
+  state.thread = null;
+  state.editing = null;
+  state.confirming = null;
+  render();
+  $("messages").scrollTop = $("messages").scrollHeight;
+}
+
+function openThread(channel, ts) {
+  state.thread = { channel, ts };
+  render();
+  $("thread-messages").scrollTop = $("thread-messages").scrollHeight;
+  $("thread-input").focus();
+}
+
+function toast(text) {
+  const banner = $("banner");
+  banner.textContent = text;
+  banner.className = "error";
+  banner.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { if (banner.className === "error") banner.hidden = true; }, 5000);
+}
+
+async function api(name, payload) {
+  try {
+    const response = await fetch(`/api/${name}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(payload),
+    });
+    const data = await response.json().catch(() => ({ ok: false, error: response.statusText }));
+    if (!response.ok) toast(data.error || "That did not work.");
+    return data;
+  } catch {
+    toast("The demo is not reachable: is `trellis-slack demo` still running?");
+    return { ok: false };
+  }
+}
+
+function mentionsBot(text) {
+  const bot = personName(state.workspace.bot);
+  return new RegExp(`(^|[^\\w@.])@${bot}\\b`, "i").test(text);
+}
+
+async function send(text, threadTs) {
+  const trimmed = text.trim();
+  if (!trimmed) return true;
+  if (trimmed.startsWith("/")) {
+    await api("slash", { channel: state.room, text: trimmed });
+    return true;
+  }
+  const result = await api("post", { channel: state.room, text: trimmed, thread_ts: threadTs ?? null });
+  if (!result.ok) return false;
+  if (!threadTs && (room().kind === "im" || mentionsBot(trimmed))) openThread(state.room, result.ts);
+  return true;
+}
+
+async function submit(input, threadTs) {
+  const text = input.value;
+  input.value = "";
+  autosize(input);
+  if (!(await send(text, threadTs))) input.value = text;
+}
+
+function autosize(textarea) {
+  textarea.style.height = "auto";
+  textarea.style.height = `${Math.min(textarea.scrollHeight, 200)}px`;
+}
+
+function renderSuggestions() {
+  const chips = state.workspace.suggestions
+    .map((s) => `<button type="button" class="suggestion" data-question="${esc(s.question)}" title="${esc(s.question)}">${esc(s.label)}</button>`)
+    .join("");
+  $("suggestions").innerHTML = chips ? `<span class="suggestions-label">Try:</span>${chips}` : "";
+}
+
+function hello(message) {
+  const first = !state.workspace;
+  state.workspace = message.workspace;
+  state.people = new Map(message.workspace.people.map((p) => [p.id, p]));
+  state.rooms = new Map(message.workspace.rooms.map((r) => [r.id, r]));
+  state.items = new Map(Object.entries(message.items));
+  if (first) {
+    $("workspace-name").textContent = message.workspace.name;
+    $("me-name").textContent = personName(message.workspace.me);
+    state.room = message.workspace.rooms[0].id;
+    renderSuggestions();
+  }
+  if (!state.rooms.has(state.room)) state.room = message.workspace.rooms[0].id;
+  document.body.dataset.ready = "true";
+  render();
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/api/feed`);
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "hello") {
+      hello(message);
+      return;
+    }
+    for (const op of message.ops || []) {
+      if (op.op === "put") state.items.set(op.key, op.item);
+      else if (op.op === "drop") state.items.delete(op.key);
+    }
+    scheduleRender();
+  };
+  socket.onopen = () => {
+    if ($("banner").className === "offline") $("banner").hidden = true;
+  };
+  socket.onclose = () => {
+    const banner = $("banner");
+    banner.textContent = "Lost the connection to the demo. Reconnecting…";
+    banner.className = "offline";
+    banner.hidden = false;
+    setTimeout(connect, 1000);
+  };
+}
+
+async function onAction(button, article) {
+  const key = article?.dataset.key;
+  const item = key ? state.items.get(key) : null;
+  const here = `${key}@${article?.closest("#thread") ? "thread" : "main"}`;
+  const act = button.dataset.act;
+  if (act === "thread" && item) openThread(item.channel, item.message.thread_ts || item.ts);
+  else if (act === "edit" && item) {
+    state.editing = here;
+    state.draft = editableText(item.message.text);
+    state.confirming = null;
+    render();
+  } else if (act === "cancel-edit") {
+    state.editing = null;
+    render();
+  } else if (act === "save-edit" && item) {
+    const text = state.draft;
+    state.editing = null;
+    render();
+    await api("edit", { channel: item.channel, ts: item.ts, text });
+  } else if (act === "delete") {
+    state.confirming = here;
+    render();
+  } else if (act === "cancel-delete") {
+    state.confirming = null;
+    render();
+  } else if (act === "confirm-delete" && item) {
+    state.confirming = null;
+    render();
+    await api("delete", { channel: item.channel, ts: item.ts });
+  } else if (act === "dismiss" && key) {
+    state.dismissed.add(key);
+    render();
+  }
+}
+
+async function onClick(event) {
+  const target = event.target.closest("button");
+  if (!target) return;
+  const article = target.closest("article.message");
+  if (target.dataset.room) selectRoom(target.dataset.room);
+  else if (target.id === "thread-close") {
+    state.thread = null;
+    render();
+  } else if (target.dataset.question) {
+    const question = target.dataset.question;
+    await send(room().kind === "im" ? question : `@${personName(state.workspace.bot)} ${question}`, null);
+  } else if (target.dataset.actionId !== undefined && article) {
+    const item = state.items.get(article.dataset.key);
+    if (!item) return;
+    target.disabled = true;
+    await api("click", { channel: item.channel, ts: item.ts, action_id: target.dataset.actionId, value: target.dataset.value });
+    target.disabled = false;
+  } else if (target.dataset.act) await onAction(target, article);
+}
+
+function setUp() {
+  document.addEventListener("click", (event) => { onClick(event); });
+  document.addEventListener("input", (event) => {
+    if (event.target.classList.contains("editor-input")) state.draft = event.target.value;
+    if (event.target.tagName === "TEXTAREA") autosize(event.target);
+  });
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (target.classList?.contains("editor-input")) {
+      if (event.key === "Escape") {
+        state.editing = null;
+        render();
+      } else if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        target.closest("article").querySelector("[data-act=save-edit]").click();
+      }
+    } else if ((target.id === "composer-input" || target.id === "thread-input") && event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      target.form.requestSubmit();
+    }
+  });
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit($("composer-input"), null);
+  });
+  $("thread-composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (state.thread) submit($("thread-input"), state.thread.ts);
+  });
+  connect();
+}
+
+setUp();
