@@ -20,6 +20,17 @@ from trellis_slack.settings import VARIABLES, Settings
 log = logging.getLogger(__name__)
 
 
+def _port(text: str) -> int:
+    """A TCP port number for ``--port``."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trellis-slack",
@@ -39,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         help="try the bot offline in your browser: a local Slack and Trellis, no configuration",
     )
     demo.add_argument(
-        "--port", type=int, default=None, help="port of the page on 127.0.0.1 (0: any free one)"
+        "--port", type=_port, default=None, help="port of the page on 127.0.0.1 (0: any free one)"
     )
     demo.add_argument("--no-browser", action="store_true", help="only print the page's address")
     return parser

@@ -112,6 +112,7 @@ SUGGESTIONS: Final = (
     Suggestion("Revenue by quarter", "Show revenue by region per quarter"),
     Suggestion("Daily data as CSV", "Export the daily orders of 2025"),
     Suggestion("A slow one: try Stop", "Forecast orders for next quarter"),
+    Suggestion("An error: try Retry", "Orders by region from the flaky replica"),
 )
 
 
@@ -166,6 +167,8 @@ class _Answer:
     visualizations: tuple[Step, ...]
     text: str
     slow: bool = False
+    #: The error Trellis gives the first time this is asked (Retry, or an edit, gets the answer).
+    fails_first: str | None = None
 
 
 def _regions() -> _Answer:
@@ -186,6 +189,17 @@ def _regions() -> _Answer:
         y_axis_label="Orders",
     )
     return _Answer("querying_orders_by_region", (chart,), text)
+
+
+def _flaky() -> _Answer:
+    regions = _regions()
+    text = regions.text + "\n\n_The replica answered on the second try._"
+    return _Answer(
+        regions.doing,
+        regions.visualizations,
+        text,
+        fails_first="The query against the orders replica timed out.",
+    )
 
 
 def _trend() -> _Answer:
@@ -387,6 +401,7 @@ _REGION_WORD = re.compile(r"\b(north|south|east|west)\b")
 
 #: (pattern, answer) in order: the first pattern found in the question wins.
 _TOPICS: Final[tuple[tuple[str, re.Pattern[str], Callable[[], _Answer]], ...]] = (
+    ("flaky", re.compile(r"flaky|replica|\bfail"), _flaky),
     ("forecast", re.compile(r"forecast|predict|projection|next quarter"), _forecast),
     ("help", re.compile(r"^\s*(help|hi|hello|hey)\b|what can you|what do you know"), _help),
     ("daily", re.compile(r"daily|per day|every day|export|csv|raw data|download"), _daily),
@@ -428,7 +443,9 @@ class SampleAnalyst:
     (``text_delta``) and ends with the ``message``. ``pace`` scales every delay (1 is realistic:
     a few seconds an answer, about 20 s for the forecast; 0 answers at once). The forecast is
     the slow question to try Stop on; with ``hold`` set it also waits for that event, so a
-    test can click Stop while it is certainly still running.
+    test can click Stop while it is certainly still running. The question about the "flaky
+    replica" fails with a retryable error when first asked, to try Retry on: asked again (Retry
+    re-sends it as an edit) it is answered.
     """
 
     def __init__(self, *, pace: float = 1.0, hold: asyncio.Event | None = None) -> None:
@@ -458,6 +475,11 @@ class SampleAnalyst:
             if self.hold is not None:
                 steps.append(Step.pause(self.hold))
         steps.append(Step.processing(answer.doing, delay=self._delay("querying")))
+        if answer.fails_first and not question.is_edit:
+            error = Step.error(
+                answer.fails_first, code="QUERY_TIMEOUT", retryable=True, delay=self._delay("slow")
+            )
+            return [*steps, error]
         steps.append(Step.processing("analyzing", delay=self._delay("analyzing")))
         steps += [
             Step(v.event, v.data, delay=self._delay("visualization")) for v in answer.visualizations

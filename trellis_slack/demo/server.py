@@ -209,7 +209,13 @@ class Feed:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            current = self._page.items()
+            try:
+                current = self._page.items()
+            except Exception:
+                log.exception(
+                    "the demo page could not read the workspace; the pages keep the last view"
+                )
+                continue
             ops = diff(self._current, current)
             self._current = current
             if ops:
@@ -550,6 +556,12 @@ class DemoPage:
         ts, action_id, value = body.get("ts"), body.get("action_id"), body.get("value")
         if not isinstance(ts, str) or not isinstance(action_id, str):
             return _error(400, "ts and action_id are required")
+        # The blocks the page showed: a click on a button the bot has just removed still
+        # reaches the app, as it does from a Slack client a moment behind.
+        seen = body.get("blocks")
+        seen_blocks = (
+            seen if isinstance(seen, list) and all(isinstance(b, dict) for b in seen) else None
+        )
         self._reply_marks.append((len(self.slack.responses), body["channel"]))
         try:
             await self.slack.click(
@@ -558,6 +570,7 @@ class DemoPage:
                 action_id,
                 user=self.workspace.me,
                 value=value if isinstance(value, str) else None,
+                seen_blocks=seen_blocks,
             )
         except KeyError:
             return _error(409, "that button is gone")

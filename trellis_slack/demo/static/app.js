@@ -395,6 +395,9 @@ function messageHtml(key, item, where) {
   if (!ephemeral && !tombstone && where === "main") actions.push(`<button type="button" data-act="thread">Reply in thread</button>`);
   if (own && state.editing !== here) actions.push(`<button type="button" data-act="edit">Edit</button>`, `<button type="button" data-act="delete">Delete</button>`);
   if (ephemeral) actions.push(`<button type="button" data-act="dismiss">Dismiss</button>`);
+  const reactions = (Array.isArray(m.reactions) ? m.reactions : [])
+    .map((r) => `<span class="reaction" title=":${esc(r.name)}:">${esc(EMOJI[r.name] ?? `:${r.name}:`)} ${esc(r.count ?? "")}</span>`)
+    .join("");
   const count = m.reply_count || 0;
   const replies = where === "main" && count
     ? `<button type="button" class="reply-summary" data-act="thread">${count} ${count === 1 ? "reply" : "replies"}</button>`
@@ -412,7 +415,8 @@ function messageHtml(key, item, where) {
       `${ephemeral ? '<span class="only-you">Only visible to you</span>' : ""}</div>`;
   return `<article class="${classes.filter(Boolean).join(" ")}" data-key="${esc(key)}" data-ts="${esc(m.ts)}">` +
     `<div class="avatar ${fromApp ? "avatar-app" : `avatar-${esc(author.length % 5)}`}">${esc(avatar)}</div>` +
-    `<div class="message-body">${meta}<div class="content">${content}</div>${replies}${confirm}</div>` +
+    `<div class="message-body">${meta}<div class="content">${content}</div>` +
+    `${reactions ? `<div class="reactions">${reactions}</div>` : ""}${replies}${confirm}</div>` +
     (actions.length ? `<div class="message-actions">${actions.join("")}</div>` : "") +
     `</article>`;
 }
@@ -717,7 +721,13 @@ async function onClick(event) {
     const item = state.items.get(article.dataset.key);
     if (!item) return;
     target.disabled = true;
-    await api("click", { channel: item.channel, ts: item.ts, action_id: target.dataset.actionId, value: target.dataset.value });
+    await api("click", {
+      channel: item.channel,
+      ts: item.ts,
+      action_id: target.dataset.actionId,
+      value: target.dataset.value,
+      blocks: item.message.blocks ?? null,
+    });
     target.disabled = false;
   } else if (target.dataset.act) await onAction(target, article);
 }
