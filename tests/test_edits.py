@@ -130,6 +130,7 @@ async def test_delete_removes_the_answers_and_files(
     await slack.delete(DM, ts)
     await slack.wait_for(lambda: slack.files[chart.id].deleted)
     await slack.wait_for(lambda: not any("Two regions." in t for t in texts(slack, DM, ts)))
+    assert not any(m.get("files") for m in replies(slack, DM, ts))  # no "file deleted" stubs
     assert len(actions(trellis, "delete_message")) == 1
     assert chat_messages(trellis) == []
 

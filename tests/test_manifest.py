@@ -35,6 +35,8 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "files.getUploadURLExternal": frozenset({"files:write"}),
     "files.completeUploadExternal": frozenset({"files:write"}),
     "files.delete": frozenset({"files:write"}),
+    # Which message shared a chart, so removing an answer removes that message too.
+    "files.info": frozenset({"files:read"}),
     # The bot reads the asker's e-mail from users.info (per-user Trellis identity); without
     # users:read.email Slack leaves the field out.
     "users.info": frozenset({"users:read", "users:read.email"}),

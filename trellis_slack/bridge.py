@@ -244,6 +244,10 @@ class Bridge:
         for post in await self.store.bot_posts(question.channel_id, question.ts):
             removed = True
             if post.file_id is not None:
+                # The message that shared the file goes too, not only the file: otherwise the
+                # thread keeps a "This file was deleted" stub for every chart.
+                for share_ts in await self.slack.file_share_ts(post.file_id, question.channel_id):
+                    await self.slack.delete(question.channel_id, share_ts)
                 removed = await self.slack.delete_file(post.file_id)
             if post.ts is not None:
                 removed = await self.slack.delete(question.channel_id, post.ts) and removed

@@ -128,6 +128,26 @@ class SlackIO:
         file_id = files[0].get("id") if files and isinstance(files[0], dict) else None
         return file_id if isinstance(file_id, str) else None
 
+    async def file_share_ts(self, file_id: str, channel: str) -> list[str]:
+        """The ``ts`` of the messages that share a file in ``channel`` (``files.info`` shares).
+
+        Slack's upload answer does not say which message shared the file, and sharing finishes
+        asynchronously; by the time the bot removes an answer it is long done, so it is looked up
+        then rather than on every upload.
+        """
+        data = await self._call("files.info", file=file_id)
+        file = data.get("file") if data else None
+        shares = file.get("shares") if isinstance(file, dict) else None
+        found: list[str] = []
+        if isinstance(shares, dict):
+            for visibility in shares.values():
+                entries = visibility.get(channel) if isinstance(visibility, dict) else None
+                for entry in entries if isinstance(entries, list) else []:
+                    ts = entry.get("ts") if isinstance(entry, dict) else None
+                    if isinstance(ts, str):
+                        found.append(ts)
+        return found
+
     async def delete_file(self, file_id: str) -> bool:
         """Delete a file the bot uploaded."""
         return await self._call("files.delete", file=file_id) is not None
