@@ -54,6 +54,14 @@ async def answered(
     return await slack.wait_for(done, timeout=10)
 
 
+async def working_message(slack: FakeSlack, channel: str, thread_ts: str) -> dict[str, Any]:
+    """Wait for the bot's working message (the one with the Stop button) in the thread."""
+    found = await slack.wait_for(
+        lambda: [m for m in replies(slack, channel, thread_ts) if STOP_ACTION in buttons(m)]
+    )
+    return found[0]
+
+
 def questions(trellis: FakeTrellis) -> list[dict[str, Any]]:
     return [
         r.frame
@@ -325,10 +333,8 @@ async def test_stop_interrupts_the_answer(slack: FakeSlack, trellis: FakeTrellis
         *answer("too late"),
     ]
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} long question")
-    working = await slack.wait_for(
-        lambda: [m for m in replies(slack, CHANNEL, ts) if STOP_ACTION in buttons(m)]
-    )
-    await slack.click(CHANNEL, working[0]["ts"], STOP_ACTION, user=BOB, value=ts)
+    working = await working_message(slack, CHANNEL, ts)
+    await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts)
     await trellis.wait_for_action("interrupt")
     msgs = await answered(slack, CHANNEL, ts, f"Stopped by <@{BOB}>")
     assert not any("too late" in body(m) for m in msgs)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ALICE, BOB, BOT_USER, CHANNEL, DM
-from tests.test_bridge import answered, body, buttons, questions, replies
+from tests.test_bridge import answered, body, buttons, questions, replies, working_message
 from trellis_slack.app import Bot
 from trellis_slack.blocks import STOP_ACTION
 from trellis_slack.bridge import DROPPED_REACTION
@@ -228,13 +228,11 @@ async def test_stop_after_the_end_tells_the_clicker(
     gate = asyncio.Event()
     trellis.responder = lambda q: [Step.pause(gate), *answer("You asked: quick")]
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} quick")
-    working = await slack.wait_for(
-        lambda: [m for m in replies(slack, CHANNEL, ts) if STOP_ACTION in buttons(m)]
-    )
+    working = await working_message(slack, CHANNEL, ts)
     gate.set()
     await answered(slack, CHANNEL, ts, "You asked: quick")
     await slack.click(
-        CHANNEL, working[0]["ts"], STOP_ACTION, user=BOB, value=ts, seen_blocks=working[0]["blocks"]
+        CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts, seen_blocks=working["blocks"]
     )
     note = await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == BOB])
     assert "already finished" in note[0]["text"]
@@ -249,14 +247,10 @@ async def test_second_stop_click_is_harmless(
     gate = asyncio.Event()
     trellis.responder = lambda q: [Step.processing("thinking"), Step.pause(gate), *answer("never")]
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} long")
-    working = await slack.wait_for(
-        lambda: [m for m in replies(slack, CHANNEL, ts) if STOP_ACTION in buttons(m)]
-    )
-    seen = working[0]["blocks"]
-    await slack.click(
-        CHANNEL, working[0]["ts"], STOP_ACTION, user=ALICE, value=ts, seen_blocks=seen
-    )
-    await slack.click(CHANNEL, working[0]["ts"], STOP_ACTION, user=BOB, value=ts, seen_blocks=seen)
+    working = await working_message(slack, CHANNEL, ts)
+    seen = working["blocks"]
+    await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=ALICE, value=ts, seen_blocks=seen)
+    await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts, seen_blocks=seen)
     await answered(slack, CHANNEL, ts, f"Stopped by <@{ALICE}>")
     await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == BOB])
     assert len(actions(trellis, "interrupt")) == 1
@@ -271,13 +265,11 @@ async def test_stop_racing_the_final_message_ends_consistently(
     trellis.on_step = lambda event, data: final_sent.set() if event == "message" else None
     trellis.responder = lambda q: [Step.processing("thinking"), Step.pause(gate), *answer("done")]
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} race")
-    working = await slack.wait_for(
-        lambda: [m for m in replies(slack, CHANNEL, ts) if STOP_ACTION in buttons(m)]
-    )
+    working = await working_message(slack, CHANNEL, ts)
     gate.set()
     await final_sent.wait()
     await slack.click(
-        CHANNEL, working[0]["ts"], STOP_ACTION, user=BOB, value=ts, seen_blocks=working[0]["blocks"]
+        CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts, seen_blocks=working["blocks"]
     )
     await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == BOB])
     msgs = await answered(slack, CHANNEL, ts, "done")
@@ -298,10 +290,8 @@ async def test_stop_then_follow_up_continues_the_chat(
 
     trellis.responder = responder
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} stop me")
-    working = await slack.wait_for(
-        lambda: [m for m in replies(slack, CHANNEL, ts) if STOP_ACTION in buttons(m)]
-    )
-    await slack.click(CHANNEL, working[0]["ts"], STOP_ACTION, user=ALICE, value=ts)
+    working = await working_message(slack, CHANNEL, ts)
+    await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=ALICE, value=ts)
     await answered(slack, CHANNEL, ts, "Stopped by")
     gate.set()
     await slack.post(CHANNEL, ALICE, "next", thread_ts=ts)

@@ -15,12 +15,12 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from trellis_slack.answer_format import escape_mrkdwn
 from trellis_slack.blocks import Block, Rendered, explain_error
-from trellis_slack.errors import TrellisAuthError, TrellisError, TrellisSlackError
+from trellis_slack.errors import TrellisError, TrellisSlackError
 from trellis_slack.logs import log_context
 from trellis_slack.settings import FollowUps, Settings
 from trellis_slack.slack_events import BotIdentity
 from trellis_slack.store import ChannelSettings, Store
-from trellis_slack.tokens import RefreshableTokenProvider, TokenProvider
+from trellis_slack.tokens import TokenProvider, with_token
 from trellis_slack.trellis_rest import Integration, Model, ModelList, TrellisRest
 
 log = logging.getLogger(__name__)
@@ -380,15 +380,7 @@ class Commands:
 
     async def _authorized(self, asker: Asker, call: Callable[[str], Awaitable[T]]) -> T:
         """Call Trellis's REST API as the asker (or with the shared token); once more if refused."""
-        identity = self._identity(asker)
-        token = await self._tokens.token_for(identity)
-        try:
-            return await call(token)
-        except TrellisAuthError:
-            if not isinstance(self._tokens, RefreshableTokenProvider):
-                raise
-            self._tokens.invalidate(identity, token)
-        return await call(await self._tokens.token_for(identity))
+        return await with_token(self._tokens, self._identity(asker), call)
 
     # -- status --
 

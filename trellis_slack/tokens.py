@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import jwt
 
@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How long a minted token is trusted when neither Trellis nor the JWT says (Trellis's 6 hours).
 DEFAULT_LIFETIME = 6 * 3600.0
@@ -45,6 +47,25 @@ class RefreshableTokenProvider(TokenProvider, Protocol):
     def invalidate(self, identity: str | None, token: str) -> None:
         """Forget ``token`` for ``identity`` so the next :meth:`token_for` mints a new one."""
         ...
+
+
+async def with_token(
+    tokens: TokenProvider, identity: str | None, call: Callable[[str], Awaitable[T]]
+) -> T:
+    """Run ``call`` with the identity's token; once more with a fresh one if Trellis refuses it.
+
+    Only a provider that can mint (``RefreshableTokenProvider``) gets the second try: a static
+    token that was refused will be refused again.
+    """
+    token = await tokens.token_for(identity)
+    try:
+        return await call(token)
+    except TrellisAuthError:
+        if not isinstance(tokens, RefreshableTokenProvider):
+            raise
+        tokens.invalidate(identity, token)
+        logger.warning("Trellis refused a token; trying once more with a fresh one")
+    return await call(await tokens.token_for(identity))
 
 
 class StaticToken:

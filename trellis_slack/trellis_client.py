@@ -44,7 +44,7 @@ from trellis_slack.protocol import (
     Unknown,
     Visualization,
 )
-from trellis_slack.tokens import RefreshableTokenProvider, TokenProvider
+from trellis_slack.tokens import TokenProvider, with_token
 from trellis_slack.trellis_pacing import Backoff, SendPacer
 from trellis_slack.trellis_rest import TrellisRest
 
@@ -430,16 +430,7 @@ class TrellisClient:
 
     async def _authorized(self, identity: str | None, call: Callable[[str], Awaitable[T]]) -> T:
         """Run ``call`` with the identity's token; once more with a fresh one if it is refused."""
-        token = await self._tokens.token_for(identity)
-        try:
-            return await call(token)
-        except TrellisAuthError:
-            if not isinstance(self._tokens, RefreshableTokenProvider):
-                raise
-            self._tokens.invalidate(identity, token)
-            logger.warning("Trellis refused a token; trying once more with a fresh one")
-        token = await self._tokens.token_for(identity)
-        return await call(token)
+        return await with_token(self._tokens, identity, call)
 
     async def _create_chat(self, identity: str | None, request: SendMessage) -> str | None:
         """Create the chat over REST first (v-current); None where chats start with a message."""
