@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -124,8 +125,23 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+class _QuietTokenWarning(logging.Filter):
+    """Drops Bolt's start-up warning that ``SLACK_BOT_TOKEN`` is unused.
+
+    Bolt reads ``SLACK_BOT_TOKEN`` from the environment itself, then warns that the client we pass
+    (the same token, plus ``SLACK_API_URL`` and rate-limit retries) wins. That is intended, and
+    the warning would only worry an admin.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 def build_app(client: AsyncWebClient, listeners: Listeners) -> AsyncApp:
     """A Bolt app wired from ``ROUTES``; listeners ack at once and hand the work on."""
+    bolt_logger = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
+    if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_QuietTokenWarning())
     app = AsyncApp(client=client, process_before_response=False)
     for route in ROUTES:
         app_listener = _listener(listeners, route)
