@@ -537,3 +537,41 @@ async def test_seed_datasource_error_offers_no_retry(
         msgs = await answered(slack, CHANNEL, ts, "No datasource connected")
         assert "TRELLIS_INTEGRATION_ID" in body(msgs[0])
         assert RETRY_ACTION not in buttons(msgs[0])
+
+
+async def test_answer_survives_slack_refusing_the_markdown_block(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """If Slack refuses the formatted answer, the same text still arrives, unformatted."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [Step.pause(gate), Step.message("Revenue was **1,234** in May.")]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} revenue in May")
+    await working_message(slack, CHANNEL, ts)
+    slack.fail("chat.update", "invalid_blocks", times=1)
+    gate.set()
+    msgs = await answered(slack, CHANNEL, ts, "Revenue was **1,234** in May.")
+    assert [b["type"] for b in msgs[0]["blocks"]] == ["section"]
+
+
+async def test_answer_is_posted_when_the_working_message_cannot_be_updated(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """If the working message cannot become the answer, the answer is posted as a new message."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [Step.pause(gate), *answer("Still here.")]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} anything")
+    await working_message(slack, CHANNEL, ts)
+    slack.fail("chat.update", "cant_update_message", times=10)
+    gate.set()
+    await slack.wait_for(lambda: any(body(m) == "Still here." for m in replies(slack, CHANNEL, ts)))
+
+
+async def test_asker_is_told_when_the_bot_cannot_post(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """If Slack refuses the bot's post in the thread, the asker gets a private note, not silence."""
+    slack.fail("chat.postMessage", "restricted_action", times=1)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} hello")
+    note = await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == ALICE])
+    assert "did not let me post" in note[0]["text"]
+    assert replies(slack, CHANNEL, ts) == []

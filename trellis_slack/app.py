@@ -181,7 +181,7 @@ def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWeb
         base_url=settings.slack_api_url,
         session=session,
         retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=6),
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
         ],
     )

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from trellis_slack import blocks
-from trellis_slack.answer_format import answer_messages, streaming_preview
+from trellis_slack.answer_format import (
+    answer_messages,
+    escape_mrkdwn,
+    mrkdwn_section,
+    streaming_preview,
+)
 from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.metrics import Metrics
@@ -195,6 +200,14 @@ class TurnRunner:
         if status_ts is None:
             log.error("could not post in the thread; is the bot a member of the channel?")
             self.metrics.count_error("slack_post")
+            # Never silence: tell the asker, privately, if Slack lets us say anything at all.
+            await self.slack.ephemeral(
+                ask.channel_id,
+                ask.user_id,
+                "Sorry, Slack did not let me post in this thread, so your question was not "
+                "answered. Please try again in a moment.",
+                ask.thread_ts,
+            )
             await self.store.update_question(ask.channel_id, ask.question_ts, status="failed")
             return "failed"
         self.metrics.observe_first_sign(time.monotonic() - active.started)
@@ -391,14 +404,23 @@ class TurnRunner:
                 await self.store.remove_bot_post(ask.channel_id, ts=live.ts)
         else:
             first, pieces = pieces[0], pieces[1:]
-            if not await live.finish(first):
-                pieces.insert(0, first)  # the update was refused: post the answer instead
-            else:
+            if await live.finish(first) or await self.slack.update(
+                ask.channel_id, live.ts, _without_markdown(first)
+            ):
                 await self._relabel(ask, live.ts, "answer")
+            else:
+                # The working message cannot become the answer: remove it (its Stop button would
+                # linger) and post the answer as new messages instead.
+                if await self.slack.delete(ask.channel_id, live.ts):
+                    await self.store.remove_bot_post(ask.channel_id, ts=live.ts)
+                pieces.insert(0, first)
         for piece in pieces:
             ts = await self.slack.post(ask.channel_id, ask.thread_ts, piece)
             if ts is None:
+                ts = await self.slack.post(ask.channel_id, ask.thread_ts, _without_markdown(piece))
+            if ts is None:
                 log.error("a part of the answer could not be posted")
+                self.metrics.count_error("slack_post")
                 continue
             await self._record(ask, ts=ts, kind="answer")
 
@@ -418,6 +440,19 @@ class TurnRunner:
                 kind=kind,
             )
         )
+
+
+def _without_markdown(piece: blocks.Rendered) -> blocks.Rendered:
+    """The same answer text as plain mrkdwn sections, for when Slack refuses a markdown block.
+
+    Slack's markdown block is newer than its sections; should a workspace or a piece of Markdown
+    make Slack refuse it, the reader gets the raw text rather than nothing: never a lost answer.
+    """
+    markdown = "\n\n".join(
+        str(block.get("text", "")) for block in piece.blocks if block.get("type") == "markdown"
+    )
+    others = tuple(block for block in piece.blocks if block.get("type") != "markdown")
+    return blocks.Rendered(piece.text, (*mrkdwn_section(escape_mrkdwn(markdown)), *others))
 
 
 def _title(text: str) -> str:
