@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Locator, Page, async_playwright, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from trellis_slack.demo.runner import Demo
 from trellis_slack.trellis_client import Backoff
@@ -54,6 +55,22 @@ async def chromium(profile: Path) -> AsyncIterator[Page]:
             yield context.pages[0] if context.pages else await context.new_page()
         finally:
             await context.close()
+
+
+async def hover_click(message: Locator, name: str) -> None:
+    """Hover a message and click one of its hover actions (Edit, Delete).
+
+    The page re-renders a message when the bot changes the thread, which can drop the hover that
+    shows the actions; hover again until the click lands (bounded, no sleeps).
+    """
+    for _ in range(10):
+        await message.hover()
+        try:
+            await message.get_by_role("button", name=name).click(timeout=2_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the {name} action never became clickable")
 
 
 @pytest.fixture
@@ -143,8 +160,7 @@ async def test_editing_a_question_replaces_its_answer(page: Page) -> None:
     thread = page.locator("#thread-messages")
     await expect(thread).to_contain_text("North had")
     question = thread.locator("article.own").first
-    await question.hover()
-    await question.get_by_role("button", name="Edit").click()
+    await hover_click(question, "Edit")
     editor = thread.get_by_role("textbox", name="Edit message")
     await expect(editor).to_have_value("@trellis orders in the north")
     await editor.fill("@trellis orders in the south")
@@ -165,8 +181,7 @@ async def test_a_follow_up_dropped_by_an_edit_shows_the_bots_reaction(page: Page
     await reply.press("Enter")
     await expect(thread).to_contain_text("West had")
     first = thread.locator("article.own").first
-    await first.hover()
-    await first.get_by_role("button", name="Edit").click()
+    await hover_click(first, "Edit")
     editor = thread.get_by_role("textbox", name="Edit message")
     await editor.fill("orders in the south")
     await editor.press("Enter")
@@ -181,8 +196,7 @@ async def test_deleting_a_question_removes_its_answer(page: Page) -> None:
     thread = page.locator("#thread-messages")
     await expect(thread).to_contain_text("East had")
     question = thread.locator("article.own").first
-    await question.hover()
-    await question.get_by_role("button", name="Delete").click()
+    await hover_click(question, "Delete")
     await question.locator(".confirm").get_by_role("button", name="Delete").click()
     await expect(page.locator("#app")).not_to_contain_text("East had")
     await expect(page.locator("#messages")).not_to_contain_text("orders in the east")
