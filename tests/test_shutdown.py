@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import ALICE, BOT_USER, CHANNEL, BotFactory, bot_env
@@ -81,3 +82,25 @@ async def test_shutdown_stops_an_answer_that_does_not_finish_in_time(
     assert any("The bot is restarting" in body(m) for m in msgs)
     assert not any("never" in body(m) for m in msgs)
     assert not any(STOP_ACTION in buttons(m) for m in msgs)
+
+
+async def test_old_delivery_claims_are_forgotten_at_start(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory, tmp_path: Path
+) -> None:
+    """Claims older than two weeks are pruned at start-up; recent ones still block redeliveries."""
+    db = tmp_path / "state.db"
+    month_ago = time.time() - 30 * 86_400
+    store = await Store.open(db, clock=lambda: month_ago)
+    try:
+        assert await store.claim_event(CHANNEL, "1600000000.000100")
+    finally:
+        await store.close()
+    store = await Store.open(db)
+    try:
+        assert await store.claim_event(CHANNEL, "1700000000.000100")
+    finally:
+        await store.close()
+    bot = await start_bot()
+    assert bot.store is not None
+    assert await bot.store.claim_event(CHANNEL, "1600000000.000100")
+    assert not await bot.store.claim_event(CHANNEL, "1700000000.000100")

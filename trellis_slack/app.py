@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
 from trellis_slack.bridge import Access, Bridge
 from trellis_slack.commands import COMMAND, Commands
-from trellis_slack.errors import ConfigError
+from trellis_slack.errors import ConfigError, StateError
 from trellis_slack.health import HealthServer
 from trellis_slack.home import Home
 from trellis_slack.metrics import Metrics
@@ -39,6 +39,11 @@ from trellis_slack.turn import Defaults, TurnRunner
 from trellis_slack.visualizations import Renderer
 
 log = logging.getLogger(__name__)
+
+#: How long a (channel, ts) claim is kept. Slack redelivers an event within minutes, so two weeks
+#: is ample; questions, answers and conversations themselves are kept (edits and follow-ups of old
+#: threads need them).
+CLAIM_RETENTION_DAYS = 14.0
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -224,11 +229,14 @@ class Bot:
         self.metrics = Metrics()
         self.health: HealthServer | None = None
         self._warm_up: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the state file, check the Slack token, connect to Socket Mode."""
         settings = self.settings
         self.store = await Store.open(settings.db_path)
+        await self.store.prune(CLAIM_RETENTION_DAYS)
+        self._housekeeping = asyncio.create_task(self._prune_daily(self.store))
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.client = slack_client(settings, self._session)
         bot = await self._identify(self.client)
@@ -337,9 +345,22 @@ class Bot:
         if self.renderer is not None:
             # close() waits briefly for a chart being drawn: keep that off the event loop.
             await asyncio.to_thread(self.renderer.close)
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.wait([self._housekeeping])
         if self.store is not None:
             await self.store.close()
         log.info("stopped; %s", self.metrics.summary())
+
+    @staticmethod
+    async def _prune_daily(store: Store) -> None:
+        """Forget old duplicate-delivery claims once a day (Slack redelivers within minutes)."""
+        while True:
+            await asyncio.sleep(24 * 3600)
+            try:
+                await store.prune(CLAIM_RETENTION_DAYS)
+            except StateError:
+                log.warning("could not prune the state file", exc_info=True)
 
 
 async def serve(settings: Settings) -> int:
