@@ -333,6 +333,7 @@ async def test_stop_interrupts_the_answer(slack: FakeSlack, trellis: FakeTrellis
         *answer("too late"),
     ]
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} long question")
+    await trellis.wait_for_action("send_message")  # the answer is under way in Trellis
     working = await working_message(slack, CHANNEL, ts)
     await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts)
     await trellis.wait_for_action("interrupt")

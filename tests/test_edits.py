@@ -247,6 +247,7 @@ async def test_second_stop_click_is_harmless(
     gate = asyncio.Event()
     trellis.responder = lambda q: [Step.processing("thinking"), Step.pause(gate), *answer("never")]
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} long")
+    await trellis.wait_for_action("send_message")
     working = await working_message(slack, CHANNEL, ts)
     seen = working["blocks"]
     await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=ALICE, value=ts, seen_blocks=seen)

@@ -289,6 +289,7 @@ def test_real_edit_is_an_edit() -> None:
         previous_text="<@U0BOT> what were sales in Q3?",
         mentioned=True,
         is_dm=False,
+        edited_ts="1718000050.000000",
     )
 
 

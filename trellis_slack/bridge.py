@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -133,24 +134,30 @@ class Bridge:
         * Anything else (edits of other messages, an edit that only touched the mention): ignored.
         """
         record = await self.store.question(edit.channel_id, edit.ts)
-        if record is None or record.status in ("deleted", "dropped"):
-            if edit.mentioned or (record is not None and record.status == "dropped"):
-                await self._question(self._as_question(edit))
-            return
         names = await self.slack.names(mentioned_user_ids(edit.text, exclude={self.bot.user_id}))
         text = question_text(edit.text, self.bot.user_id, names)
+        # One key per edit (Slack stamps each edit): a redelivery is recognised, while editing
+        # back to an earlier text is still a new edit.
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        claim = f"{edit.ts}#edit#{edit.edited_ts or digest}"
+        if record is None or record.status in ("deleted", "dropped"):
+            if edit.mentioned or (record is not None and record.status == "dropped"):
+                await self._question(self._as_question(edit), claim=claim)
+            return
         if not text or text == record.text:
             log.debug("edit of %s left the question unchanged", edit.ts)
             return
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        if not await self.store.claim_event(edit.channel_id, f"{edit.ts}#edit#{digest}"):
+        if not await self.store.claim_event(edit.channel_id, claim):
             log.info("duplicate delivery of the edit of %s ignored", edit.ts)
+            return
+        if record.status == "queued" and record.trellis_message_id is None:
+            # Not asked yet (it waits for the answer above it): it will be asked as edited.
+            await self.store.update_question(edit.channel_id, edit.ts, text=text)
             return
         with log_context(channel=edit.channel_id, thread=record.thread_ts):
             log.info("question %s was edited", edit.ts)
-            await self._interrupt(edit.channel_id, edit.ts, "The question was edited.")
-            lock = self._thread_lock(edit.channel_id, record.thread_ts)
-            async with lock:
+            await self._interrupt_from(record, "The question was edited.")
+            async with self._thread(edit.channel_id, record.thread_ts):
                 record = await self.store.question(edit.channel_id, edit.ts)
                 if record is None:
                     return
@@ -185,10 +192,13 @@ class Bridge:
             return
         if not await self.store.claim_event(deletion.channel_id, f"{deletion.ts}#delete"):
             return
+        if record.status == "queued" and record.trellis_message_id is None:
+            # Still waiting for its turn: mark it now so it is never asked.
+            await self.store.update_question(record.channel_id, record.ts, status="deleted")
         with log_context(channel=deletion.channel_id, thread=record.thread_ts):
             log.info("question %s was deleted", deletion.ts)
-            await self._interrupt(deletion.channel_id, deletion.ts, "The question was deleted.")
-            async with self._thread_lock(deletion.channel_id, record.thread_ts):
+            await self._interrupt_from(record, "The question was deleted.")
+            async with self._thread(deletion.channel_id, record.thread_ts):
                 record = await self.store.question(deletion.channel_id, deletion.ts)
                 if record is None:
                     return
@@ -214,10 +224,16 @@ class Bridge:
                 dropped = await self._forget_from(record, include_own_answer=True)
                 await self._mark_dropped(record, dropped, because="deleted")
 
-    async def _interrupt(self, channel_id: str, question_ts: str, reason: str) -> None:
-        """Stop the answer to that question if it is in progress, and wait until it has ended."""
-        if await self.runner.stop(channel_id, question_ts, None, reason=reason):
-            await self.runner.finished(channel_id, question_ts)
+    async def _interrupt_from(self, record: QuestionRecord, reason: str) -> None:
+        """Stop answers in progress to ``record`` or to a later question of its conversation.
+
+        Trellis is about to drop everything from ``record`` on, so those answers are moot.
+        """
+        for question in await self.store.questions_in_thread(record.channel_id, record.thread_ts):
+            if question.owner_id != record.owner_id or _ts_key(question.ts) < _ts_key(record.ts):
+                continue
+            if await self.runner.stop(question.channel_id, question.ts, None, reason=reason):
+                await self.runner.finished(question.channel_id, question.ts)
 
     async def _forget_from(
         self, record: QuestionRecord, *, include_own_answer: bool
@@ -297,25 +313,41 @@ class Bridge:
             is_dm=edit.is_dm,
         )
 
-    async def _question(self, q: Question) -> None:
+    async def _question(self, q: Question, *, claim: str | None = None) -> None:
+        """``claim`` is the dedupe key (default: the message's ts; an edit has its own)."""
         thread_ts = q.reply_thread_ts
         with log_context(channel=q.channel_id, thread=thread_ts):
             if not await self._should_answer(q, thread_ts):
                 log.debug("%s is not for the bot (no mention, not in one of its threads)", q.ts)
                 return
-            if not await self.store.claim_event(q.channel_id, q.ts):
+            if not await self.store.claim_event(q.channel_id, claim or q.ts):
                 log.info("duplicate delivery of %s ignored", q.ts)
                 return
-            if not await self._allowed(q, thread_ts):
-                return
-            await self._answer(q, thread_ts)
+            try:
+                if not await self._allowed(q, thread_ts):
+                    return
+                await self._answer(q, thread_ts)
+            except Exception:
+                # Claimed, so Slack's redelivery will not bring it back: never leave it unanswered.
+                log.exception("answering %s failed", q.ts)
+                await self.slack.post(
+                    q.channel_id,
+                    thread_ts,
+                    blocks.failure(
+                        "Something went wrong on my side before I could answer. Please ask again.",
+                        retry_value=None,
+                    ),
+                )
 
     async def _should_answer(self, q: Question, thread_ts: str) -> bool:
         if q.is_dm or q.mentioned:
             return True
         if q.thread_ts is None or self.access.follow_ups != "all":
             return False
-        return bool(await self.store.conversations_in_thread(q.team_id, q.channel_id, thread_ts))
+        # A thread is the bot's once it took a question there, even before Trellis named the chat.
+        if await self.store.conversations_in_thread(q.team_id, q.channel_id, thread_ts):
+            return True
+        return bool(await self.store.questions_in_thread(q.channel_id, thread_ts))
 
     async def _allowed(self, q: Question, thread_ts: str) -> bool:
         reason = None
@@ -392,8 +424,32 @@ class Bridge:
         )
         await self.run_in_thread(ask)
 
-    def _thread_lock(self, channel_id: str, thread_ts: str) -> asyncio.Lock:
-        return self._locks.setdefault((channel_id, thread_ts), asyncio.Lock())
+    @asynccontextmanager
+    async def _thread(
+        self,
+        channel_id: str,
+        thread_ts: str,
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[None]:
+        """Hold the thread: one answer, edit or deletion at a time in it, in arrival order.
+
+        Everyone who wants the thread is counted *before* the first await, so the lock is only
+        forgotten when nobody holds it or waits for it. ``on_wait`` runs when the thread is busy.
+        """
+        key = (channel_id, thread_ts)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        busy = self._waiting.get(key, 0) > 0
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            if busy and on_wait is not None:
+                await on_wait()
+            async with lock:
+                yield
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                self._locks.pop(key, None)
 
     async def _say_if_own_chat(self, q: Question, thread_ts: str, owner_id: str) -> None:
         """Per-user identity: a thread's chat belongs to whoever started it.
@@ -415,30 +471,39 @@ class Bridge:
 
     async def run_in_thread(self, ask: Ask) -> None:
         """Run ``ask`` once every earlier answer in its thread is done, saying so if it must wait."""
-        key = (ask.channel_id, ask.thread_ts)
-        lock = self._thread_lock(ask.channel_id, ask.thread_ts)
-        status_ts = None
-        if lock.locked():
-            status_ts = await self.slack.post(
+        waiting: list[str] = []
+
+        async def say_it_waits() -> None:
+            ts = await self.slack.post(
                 ask.channel_id,
                 ask.thread_ts,
                 blocks.waiting("I'll answer this as soon as I've finished the answer above."),
             )
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            async with lock:
-                record = await self.store.question(ask.channel_id, ask.question_ts)
-                if record is not None and record.status in ("deleted", "dropped"):
-                    # Deleted (or dropped by an edit) while it waited: nothing to answer.
-                    if status_ts is not None and await self.slack.delete(ask.channel_id, status_ts):
-                        status_ts = None
-                    return
-                await self.runner.run(ask, status_ts=status_ts)
-        finally:
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key]
-                self._locks.pop(key, None)
+            if ts is not None:
+                waiting.append(ts)
+
+        async with self._thread(ask.channel_id, ask.thread_ts, on_wait=say_it_waits):
+            status_ts = waiting[0] if waiting else None
+            record = await self.store.question(ask.channel_id, ask.question_ts)
+            if record is not None and record.status in ("deleted", "dropped"):
+                # Deleted (or dropped by an edit) while it waited: nothing to answer.
+                if status_ts is not None:
+                    await self.slack.delete(ask.channel_id, status_ts)
+                return
+            if self._closing:
+                note = blocks.note(
+                    "I am restarting and could not answer this: please ask again in a minute.",
+                    emoji=":warning:",
+                )
+                if status_ts is None or not await self.slack.update(
+                    ask.channel_id, status_ts, note
+                ):
+                    await self.slack.post(ask.channel_id, ask.thread_ts, note)
+                await self.store.update_question(ask.channel_id, ask.question_ts, status="failed")
+                return
+            if record is not None and record.text != ask.text and ask.edit_message_id is None:
+                ask = replace(ask, text=record.text)  # edited while it waited
+            await self.runner.run(ask, status_ts=status_ts)
 
     # -- buttons --
 
@@ -453,8 +518,17 @@ class Bridge:
         self, *, channel_id: str, question_ts: str, user_id: str, message_ts: str | None
     ) -> None:
         """The Retry button: ask the same question again in its thread."""
+        # One Retry per failed answer, however often (or by how many people) it is clicked.
+        claimed = message_ts is None or await self.store.claim_event(
+            channel_id, f"{message_ts}#retry"
+        )
         record = await self.store.question(channel_id, question_ts)
-        if record is None or self.runner.is_active(channel_id, question_ts):
+        if (
+            not claimed
+            or record is None
+            or record.status != "failed"
+            or self.runner.is_active(channel_id, question_ts)
+        ):
             await self.slack.ephemeral(
                 channel_id, user_id, "There is nothing to retry here any more.", None
             )
@@ -463,6 +537,13 @@ class Bridge:
         if message_ts and await self.slack.delete(channel_id, message_ts):
             await self.store.remove_bot_post(channel_id, ts=message_ts)
         identity = await self._identity_of(record.owner_id)
+        later = [
+            q
+            for q in await self.store.questions_in_thread(channel_id, record.thread_ts)
+            if q.owner_id == record.owner_id
+            and _ts_key(q.ts) > _ts_key(record.ts)
+            and q.status not in ("deleted", "dropped")
+        ]
         await self.run_in_thread(
             Ask(
                 team_id=self.bot.team_id,
@@ -474,8 +555,9 @@ class Bridge:
                 owner_id=record.owner_id,
                 identity=identity,
                 # Trellis already holds the question: re-asking it by edit regenerates the answer
-                # without a duplicate question in the chat.
-                edit_message_id=record.trellis_message_id,
+                # without a duplicate question in the chat. But an edit would also drop every
+                # later turn, so with later questions it is asked again as a new message.
+                edit_message_id=None if later else record.trellis_message_id,
             )
         )
 

@@ -67,6 +67,9 @@ class Edit:
     previous_text: str
     mentioned: bool
     is_dm: bool
+    #: ``message.edited.ts``: unique per edit, so redeliveries of one edit can be told apart from
+    #: a later edit back to the same text.
+    edited_ts: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +251,14 @@ def _edit(event: Mapping[str, Any], bot: BotIdentity, channel: str, ts: str) -> 
         previous_text=previous_text,
         mentioned=_mentions(text, bot.user_id),
         is_dm=_is_dm(event, channel),
+        edited_ts=_edited_ts(message),
     )
+
+
+def _edited_ts(message: Mapping[str, Any]) -> str:
+    edited = message.get("edited")
+    ts = edited.get("ts") if isinstance(edited, Mapping) else None
+    return ts if isinstance(ts, str) else ""
 
 
 def _deleted(event: Mapping[str, Any], bot: BotIdentity) -> Meaning:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -57,7 +58,7 @@ class SlackIO:
         except SlackApiError as exc:
             log.warning("Slack %s failed: %s", method, exc.response.get("error", "unknown error"))
             return None
-        except (TimeoutError, SlackClientError, OSError) as exc:
+        except (TimeoutError, SlackClientError, OSError, aiohttp.ClientError) as exc:
             log.warning("Slack %s failed: %s", method, type(exc).__name__)
             return None
         return dict(response.data) if isinstance(response.data, dict) else None
@@ -121,7 +122,7 @@ class SlackIO:
         except SlackApiError as exc:
             log.warning("Slack file upload failed: %s", exc.response.get("error", "unknown error"))
             return None
-        except (TimeoutError, SlackClientError, OSError) as exc:
+        except (TimeoutError, SlackClientError, OSError, aiohttp.ClientError) as exc:
             log.warning("Slack file upload failed: %s", type(exc).__name__)
             return None
         files = response.get("files") or []
@@ -208,6 +209,7 @@ class LiveMessage:
         self._gap = interval
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        self._sending = False
         self._finished = False
 
     def show(self, body: Rendered) -> None:
@@ -229,13 +231,19 @@ class LiveMessage:
             if self._last_sent:
                 self._gap = min(self._gap * 2, self.interval * 4)
             self._last_sent = time.monotonic()
-            await self.slack.update(self.channel, self.ts, body)
+            self._sending = True
+            try:
+                await self.slack.update(self.channel, self.ts, body)
+            finally:
+                self._sending = False
 
     async def finish(self, body: Rendered | None) -> bool:
         """Show ``body`` now (or nothing, when None) and stop updating; True if Slack took it."""
         self._finished = True
         flusher = self._flusher
-        if flusher is not None and not flusher.done():
+        if flusher is not None and not flusher.done() and not self._sending:
+            # Still waiting for its turn: it will not send. An update already on its way is
+            # let through (the lock below waits for it), so it cannot land after the final one.
             flusher.cancel()
         async with self._lock:
             if body is None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -224,12 +224,31 @@ class TurnRunner:
             outcome = "failed"
             state.failure = blocks.explain_error(exc)
             state.retryable = exc.retryable
+        except asyncio.CancelledError:
+            # Shut down before the answer ended: the working message must not keep a Stop button
+            # that no longer works. Finish it (shielded from the cancellation), then go.
+            posts.cancel()
+            await asyncio.shield(self._abandon(ask, live))
+            raise
         except Exception:
             log.exception("turn failed unexpectedly")
             self.metrics.count_error("internal")
             outcome = "failed"
             state.failure = "Something went wrong on my side while answering. Please try again."
             state.retryable = True
+        return await self._finish(ask, active, live, posts, state=state, outcome=outcome)
+
+    async def _finish(
+        self,
+        ask: Ask,
+        active: ActiveTurn,
+        live: LiveMessage,
+        posts: _OrderedPoster,
+        *,
+        state: _Progress,
+        outcome: Outcome,
+    ) -> Outcome:
+        """Show how the turn ended: the answer, the stop, or the failure; record it."""
         self.metrics.count(outcome)
         if outcome == "stopped":
             posts.cancel()
@@ -255,6 +274,10 @@ class TurnRunner:
         await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
         return outcome
 
+    async def _abandon(self, ask: Ask, live: LiveMessage) -> None:
+        await live.finish(blocks.stopped(None, "The bot is restarting: ask again in a minute."))
+        await self.store.update_question(ask.channel_id, ask.question_ts, status="stopped")
+
     async def _stream(
         self,
         ask: Ask,
@@ -276,7 +299,11 @@ class TurnRunner:
                 )
             )
 
-        async with self.trellis.turn(request, identity=ask.identity, on_queued=on_queued) as turn:
+        manager = self.trellis.turn(request, identity=ask.identity, on_queued=on_queued)
+        turn = await _enter_unless_stopped(manager, active.stop_requested)
+        if turn is None:
+            return "stopped"  # Stop while it waited for a connection: nothing was sent
+        async with _entered(manager, turn):
             active.handle = turn
             try:
                 if active.stop_requested.is_set():
@@ -440,6 +467,47 @@ class TurnRunner:
                 kind=kind,
             )
         )
+
+
+async def _enter_unless_stopped(
+    manager: AbstractAsyncContextManager[TurnHandle], stop: asyncio.Event
+) -> TurnHandle | None:
+    """Enter the turn (which may wait for a free connection) unless Stop is clicked first.
+
+    None when Stop won: the question was never sent, so there is nothing to interrupt.
+    """
+    entering = asyncio.ensure_future(manager.__aenter__())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({entering, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        entering.cancel()
+        raise
+    finally:
+        stopping.cancel()
+    if not entering.done():
+        entering.cancel()
+    try:
+        return await entering  # it may have got in just before the cancel: then it is used
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled ourselves, not just the entering
+        return None
+
+
+@asynccontextmanager
+async def _entered(
+    manager: AbstractAsyncContextManager[TurnHandle], turn: TurnHandle
+) -> AsyncIterator[TurnHandle]:
+    """``async with`` for a context manager that was already entered."""
+    try:
+        yield turn
+    except BaseException as exc:
+        if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await manager.__aexit__(None, None, None)
 
 
 def _without_markdown(piece: blocks.Rendered) -> blocks.Rendered:

@@ -424,9 +424,25 @@ class FakeTrellis:
             if isinstance(r.frame, dict) and r.frame.get("action") == action
         ]
 
-    async def wait_for_action(self, action: str, *, count: int = 1) -> Received:
-        """Wait until ``count`` frames with ``action`` were received in total; return that one."""
-        await self.wait_until(lambda: len(self.actions(action)) >= count)
+    async def wait_for_action(
+        self,
+        action: str,
+        *,
+        count: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109 - part of the API the tests share
+    ) -> Received:
+        """Wait until ``count`` frames with ``action`` were received in total; return that one.
+
+        Raises ``TimeoutError`` naming what did arrive, so a test fails instead of hanging.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wait_until(lambda: len(self.actions(action)) >= count)
+        except TimeoutError:
+            seen = [r.frame.get("action") for r in self.received if isinstance(r.frame, dict)]
+            raise TimeoutError(
+                f"{action!r} x{count} not received within {timeout}s; received: {seen[-8:]}"
+            ) from None
         return self.actions(action)[count - 1]
 
     # ---------------------------------------------------------------- fault injection
