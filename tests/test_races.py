@@ -189,7 +189,8 @@ async def test_shutdown_leaves_no_dead_stop_button(
     await bot.stop(grace=0.2)
     assert not any(STOP_ACTION in buttons(m) for m in replies(slack, CHANNEL, ts))
     shown = texts(slack, ts)
-    assert any("restarting" in t for t in shown), shown
+    assert sum("I was restarted" in t for t in shown) == 2, shown  # the answer and the waiting one
+    assert sum(RETRY_ACTION in buttons(m) for m in replies(slack, CHANNEL, ts)) == 2
     assert not any("as soon as" in t for t in shown)
     assert ("send_message", "q2") not in asked(trellis)
 

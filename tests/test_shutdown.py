@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import ALICE, BOT_USER, CHANNEL, BotFactory, bot_env
 from tests.test_bridge import answered, body, buttons, replies
-from trellis_slack.blocks import STOP_ACTION
+from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION
 from trellis_slack.store import Store
 from trellis_slack.testing.slack_server import FakeSlack
 from trellis_slack.testing.trellis_server import FakeTrellis, Step, answer
@@ -79,7 +79,8 @@ async def test_shutdown_stops_an_answer_that_does_not_finish_in_time(
     await bot.stop(grace=0.2)
     await trellis.wait_for_action("interrupt")
     msgs = replies(slack, CHANNEL, ts)
-    assert any("The bot is restarting" in body(m) for m in msgs)
+    assert any("I was restarted before I could finish" in body(m) for m in msgs)
+    assert any(RETRY_ACTION in buttons(m) for m in msgs)
     assert not any("never" in body(m) for m in msgs)
     assert not any(STOP_ACTION in buttons(m) for m in msgs)
 
@@ -104,3 +105,80 @@ async def test_old_delivery_claims_are_forgotten_at_start(
     assert bot.store is not None
     assert await bot.store.claim_event(CHANNEL, "1600000000.000100")
     assert not await bot.store.claim_event(CHANNEL, "1700000000.000100")
+
+
+async def test_wrong_app_token_stops_start_up_with_the_fix(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path
+) -> None:
+    """A wrong SLACK_APP_TOKEN (or Socket Mode off) ends `run` at once: exit 2, the fix, no traceback."""
+    env = {
+        **os.environ,
+        **bot_env(slack, trellis, tmp_path / "state.db"),
+        "SLACK_APP_TOKEN": "xapp-not-this-apps-token",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "trellis_slack",
+        "run",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    text = stderr.decode()
+    assert process.returncode == 2
+    assert "Slack refused SLACK_APP_TOKEN (invalid_auth)" in text
+    assert "Socket Mode" in text
+    assert "Traceback" not in text
+    assert "xapp-not-this-apps-token" not in text
+
+
+async def test_questions_left_by_a_crash_offer_retry_after_restart(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path
+) -> None:
+    """After a kill -9, the restarted bot turns the dead "Thinking…" into a failure with Retry."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [Step.processing("thinking"), Step.pause(gate), *answer("lost")]
+    env = {**os.environ, **bot_env(slack, trellis, tmp_path / "state.db")}
+
+    async def run_bot() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "trellis_slack",
+            "run",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    first = await run_bot()
+    try:
+        await slack.wait_for(lambda: slack.socket_connections > 0, timeout=30)
+        ts = await slack.post(CHANNEL, ALICE, f"<@{BOT_USER}> q1")
+        await trellis.wait_for_action("send_message")
+        await slack.post(CHANNEL, ALICE, "q2", thread_ts=ts)
+        await slack.wait_for(
+            lambda: any("as soon as" in body(m) for m in replies(slack, CHANNEL, ts))
+        )
+    finally:
+        first.kill()
+        await first.wait()
+    await slack.wait_for(lambda: slack.socket_connections == 0, timeout=10)
+    second = await run_bot()
+    try:
+        await slack.wait_for(
+            lambda: sum(RETRY_ACTION in buttons(m) for m in replies(slack, CHANNEL, ts)) == 2,
+            timeout=30,
+        )
+        msgs = replies(slack, CHANNEL, ts)
+        assert not any(STOP_ACTION in buttons(m) for m in msgs)
+        retry = next(m for m in msgs if RETRY_ACTION in buttons(m))
+        trellis.responder = lambda q: answer(f"You asked: {q.text}")
+        await slack.click(CHANNEL, retry["ts"], RETRY_ACTION, user=ALICE)
+        await answered(slack, CHANNEL, ts, "You asked: q1")
+    finally:
+        second.terminate()
+        await second.wait()

@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
 from trellis_slack.bridge import Access, Bridge
 from trellis_slack.commands import COMMAND, Commands
-from trellis_slack.errors import ConfigError, StateError
+from trellis_slack.errors import ConfigError, SlackUnavailable, StateError
 from trellis_slack.health import HealthServer
 from trellis_slack.home import Home
 from trellis_slack.metrics import Metrics
@@ -240,6 +240,7 @@ class Bot:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.client = slack_client(settings, self._session)
         bot = await self._identify(self.client)
+        await self._check_app_token(self.client, settings.slack_app_token)
         tokens = token_provider(settings, self.rest)
         self.trellis = TrellisClient(
             ws_url=settings.trellis_ws_url,
@@ -294,6 +295,7 @@ class Bot:
             ),
         )
         app = build_app(self.client, listeners)
+        await self.bridge.recover()
         self.handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=self.client)
         await self.handler.connect_async()
         if settings.health_port is not None:
@@ -311,18 +313,42 @@ class Bot:
             error = exc.response.get("error", "unknown error")
             raise ConfigError(
                 [
-                    f"Slack rejected SLACK_BOT_TOKEN ({error}): reinstall the app and copy its bot token"
+                    f"Slack rejected SLACK_BOT_TOKEN ({error}): reinstall the app and copy its "
+                    "Bot User OAuth Token (xoxb-…)"
                 ]
             ) from None
-        except (SlackClientError, OSError) as exc:
-            raise ConfigError(
-                [f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__})"]
+        except (SlackClientError, OSError, aiohttp.ClientError) as exc:
+            raise SlackUnavailable(
+                f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the network, "
+                "proxy or firewall"
             ) from None
         return BotIdentity(
             user_id=str(auth["user_id"]),
             bot_id=str(auth.get("bot_id") or ""),
             team_id=str(auth["team_id"]),
         )
+
+    @staticmethod
+    async def _check_app_token(client: AsyncWebClient, app_token: str) -> None:
+        """Ask for a Socket Mode URL once, so a wrong app token stops start-up with a clear error.
+
+        slack-sdk's own connect loop would log a traceback and retry forever instead.
+        """
+        try:
+            await client.apps_connections_open(app_token=app_token)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown error")
+            raise ConfigError(
+                [
+                    f"Slack refused SLACK_APP_TOKEN ({error}): check that Socket Mode is on and "
+                    "that the token is this app's app-level token (xapp-…) with connections:write"
+                ]
+            ) from None
+        except (SlackClientError, OSError, aiohttp.ClientError) as exc:
+            raise SlackUnavailable(
+                f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the network, "
+                "proxy or firewall"
+            ) from None
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop listening, let answers in progress finish (or stop them with a note), close everything."""
@@ -371,7 +397,15 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     bot = Bot(settings)
     try:
-        await bot.start()
+        starting = asyncio.ensure_future(bot.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # SIGTERM while still connecting: give up on starting
+            starting.cancel()
+            await asyncio.wait([starting])
+            return 0
+        stopping.cancel()
+        starting.result()
         # Everything loaded at start-up lives as long as the process: keep it out of the
         # collector's full passes, which otherwise pause the loop as conversations pile up.
         gc.freeze()

@@ -26,10 +26,13 @@ from trellis_slack.slack_events import (
     question_text,
 )
 from trellis_slack.slack_io import SlackIO
-from trellis_slack.store import QuestionRecord, Store
+from trellis_slack.store import BotPost, QuestionRecord, Store
 from trellis_slack.turn import Ask, TurnRunner
 
 log = logging.getLogger(__name__)
+
+#: What a question cut short by a restart says (beside its Retry button).
+RESTARTED = "I was restarted before I could finish this answer. Click Retry to ask again."
 
 #: The reaction that marks a question Trellis no longer has (dropped by an earlier edit or deletion).
 DROPPED_REACTION = "wastebasket"
@@ -481,6 +484,16 @@ class Bridge:
             )
             if ts is not None:
                 waiting.append(ts)
+                # Recorded at once, so a crash while it waits cannot leave it behind unexplained.
+                await self.store.add_bot_post(
+                    BotPost(
+                        channel_id=ask.channel_id,
+                        question_ts=ask.question_ts,
+                        ts=ts,
+                        file_id=None,
+                        kind="status",
+                    )
+                )
 
         async with self._thread(ask.channel_id, ask.thread_ts, on_wait=say_it_waits):
             status_ts = waiting[0] if waiting else None
@@ -491,19 +504,59 @@ class Bridge:
                     await self.slack.delete(ask.channel_id, status_ts)
                 return
             if self._closing:
-                note = blocks.note(
-                    "I am restarting and could not answer this: please ask again in a minute.",
-                    emoji=":warning:",
-                )
-                if status_ts is None or not await self.slack.update(
-                    ask.channel_id, status_ts, note
-                ):
-                    await self.slack.post(ask.channel_id, ask.thread_ts, note)
                 await self.store.update_question(ask.channel_id, ask.question_ts, status="failed")
+                await self._show_restarted(
+                    ask.channel_id, ask.thread_ts, ask.question_ts, status_ts
+                )
                 return
             if record is not None and record.text != ask.text and ask.edit_message_id is None:
                 ask = replace(ask, text=record.text)  # edited while it waited
             await self.runner.run(ask, status_ts=status_ts)
+
+    async def _show_restarted(
+        self, channel_id: str, thread_ts: str, question_ts: str, status_ts: str | None
+    ) -> None:
+        """Say a question was not answered because of a restart, with Retry (nothing is retyped)."""
+        note = blocks.failure(RESTARTED, retry_value=question_ts)
+        if status_ts is None or not await self.slack.update(channel_id, status_ts, note):
+            ts = await self.slack.post(channel_id, thread_ts, note)
+            if ts is not None:
+                await self.store.add_bot_post(
+                    BotPost(
+                        channel_id=channel_id,
+                        question_ts=question_ts,
+                        ts=ts,
+                        file_id=None,
+                        kind="error",
+                    )
+                )
+
+    async def recover(self) -> int:
+        """At start-up: questions a previous run left unanswered (a crash, a kill) end visibly.
+
+        Each becomes a failure with Retry on its working (or waiting) message, so no thread keeps
+        a "Thinking…" and a Stop button that nothing will ever finish. A message the process
+        posted but died before recording (a window of milliseconds) cannot be found; the failure
+        is then posted as a new message instead. Returns how many.
+        """
+        unfinished = await self.store.unfinished_questions()
+        for question in unfinished:
+            await self.store.update_question(question.channel_id, question.ts, status="failed")
+            posts = await self.store.bot_posts(question.channel_id, question.ts)
+            status = [p.ts for p in posts if p.kind == "status" and p.ts is not None]
+            for extra in status[:-1]:
+                await self.slack.delete(question.channel_id, extra)
+            await self._show_restarted(
+                question.channel_id,
+                question.thread_ts,
+                question.ts,
+                status[-1] if status else None,
+            )
+        if unfinished:
+            log.info(
+                "%d question(s) left unanswered by the last run now offer Retry", len(unfinished)
+            )
+        return len(unfinished)
 
     # -- buttons --
 
@@ -575,7 +628,8 @@ class Bridge:
                 active.ask.channel_id,
                 active.ask.question_ts,
                 None,
-                reason="The bot is restarting: ask again in a minute.",
+                reason=RESTARTED,
+                offer_retry=True,
             )
         if pending:
             _, pending = await asyncio.wait(pending, timeout=max(grace / 2, 1.0))

@@ -69,9 +69,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         settings = Settings.from_mapping(environ)
     except ConfigError as exc:
-        print("trellis-slack: cannot start, the configuration has problems:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+        verb = "check" if args.command == "check" else "start"
+        _print_problems(f"cannot {verb}, the configuration has problems:", exc)
         print("Run `trellis-slack config` for the list of variables.", file=sys.stderr)
         return 2
     secrets = [
@@ -95,11 +94,20 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         log.warning("%s", warning)
     try:
         return _run(settings)
+    except ConfigError as exc:  # found only when talking to Slack (a rejected token, say)
+        _print_problems("cannot start, the configuration has problems:", exc)
+        return 2
     except TrellisSlackError as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _print_problems(headline: str, exc: ConfigError) -> None:
+    print(f"trellis-slack: {headline}", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
 
 
 def _check(settings: Settings, secrets: tuple[str, ...]) -> int:

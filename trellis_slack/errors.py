@@ -5,6 +5,7 @@ The hierarchy::
     TrellisSlackError                 base of everything below; ``str()`` is safe to show a user
     ├── ConfigError                   the environment is incomplete or invalid (all problems at once)
     ├── StateError                    the SQLite state file cannot be opened or migrated
+    ├── SlackUnavailable              Slack's Web API could not be reached at start-up
     ├── DemoError                     ``trellis-slack demo`` cannot start (its port is taken)
     └── TrellisError                  anything that went wrong talking to Trellis
         ├── TrellisAuthError          the token or API key was rejected (close 4001, HTTP 401/403)
@@ -32,6 +33,10 @@ class ConfigError(TrellisSlackError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class SlackUnavailable(TrellisSlackError):
+    """Slack could not be reached (network, proxy, firewall, or a wrong ``SLACK_API_URL``)."""
 
 
 class StateError(TrellisSlackError):

@@ -597,6 +597,14 @@ class Store:
         )
         return sorted((_question(row) for row in rows), key=lambda q: _ts_order(q.ts))
 
+    async def unfinished_questions(self) -> list[QuestionRecord]:
+        """Questions left "queued" or "answering": the process ended before it answered them."""
+        return await self._run(self._unfinished_questions)
+
+    def _unfinished_questions(self) -> list[QuestionRecord]:
+        rows = self._db.table("questions").rows_where("status IN ('queued', 'answering')")
+        return sorted((_question(row) for row in rows), key=lambda q: _ts_order(q.ts))
+
     # --- the bot's own posts --------------------------------------------------------------------
 
     async def add_bot_post(self, post: BotPost) -> None:

@@ -101,6 +101,8 @@ class ActiveTurn:
     handle: TurnHandle | None = None
     stopped_by: str | None = None
     stop_reason: str | None = None
+    #: Stopped by the bot itself (a restart), not by a person: show the reason with Retry.
+    stop_offers_retry: bool = False
     #: The final event arrived: too late to stop.
     ending: bool = False
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -162,7 +164,13 @@ class TurnRunner:
         return (channel_id, question_ts) in self.active
 
     async def stop(
-        self, channel_id: str, question_ts: str, user_id: str | None, *, reason: str | None = None
+        self,
+        channel_id: str,
+        question_ts: str,
+        user_id: str | None,
+        *,
+        reason: str | None = None,
+        offer_retry: bool = False,
     ) -> bool:
         """Interrupt the answer to that question; False if it is not in progress (or already stopping).
 
@@ -173,6 +181,7 @@ class TurnRunner:
             return False
         active.stopped_by = user_id
         active.stop_reason = reason
+        active.stop_offers_retry = offer_retry
         active.stop_requested.set()
         if active.handle is not None:
             await active.handle.interrupt()
@@ -249,6 +258,12 @@ class TurnRunner:
         outcome: Outcome,
     ) -> Outcome:
         """Show how the turn ended: the answer, the stop, or the failure; record it."""
+        if outcome == "stopped" and active.stop_offers_retry:
+            # Stopped by a restart, not by a person: it failed to finish, and Retry can help.
+            outcome = "failed"
+            state.failure = active.stop_reason or "The answer was stopped."
+            state.retryable = True
+            posts.cancel()
         self.metrics.count(outcome)
         if outcome == "stopped":
             posts.cancel()
@@ -275,8 +290,13 @@ class TurnRunner:
         return outcome
 
     async def _abandon(self, ask: Ask, live: LiveMessage) -> None:
-        await live.finish(blocks.stopped(None, "The bot is restarting: ask again in a minute."))
-        await self.store.update_question(ask.channel_id, ask.question_ts, status="stopped")
+        await live.finish(
+            blocks.failure(
+                "I was restarted before I could finish this answer. Click Retry to ask again.",
+                retry_value=ask.question_ts,
+            )
+        )
+        await self.store.update_question(ask.channel_id, ask.question_ts, status="failed")
 
     async def _stream(
         self,
