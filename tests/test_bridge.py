@@ -515,12 +515,14 @@ async def test_per_user_identity_gives_each_asker_their_own_chat(
 async def test_per_user_identity_refuses_users_without_email(
     slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
 ) -> None:
-    """A user whose profile shows no e-mail is told why, and nothing is sent to Trellis."""
+    """A user whose profile shows no e-mail is told privately why and what to ask the admin."""
     slack.add_user("U0NOMAIL", "nomail")
     await start_bot(TRELLIS_TOKEN="", TRELLIS_API_KEY="test-api-key")
     ts = await slack.post(CHANNEL, "U0NOMAIL", f"{MENTION} hello")
-    msgs = await slack.wait_for(lambda: replies(slack, CHANNEL, ts))
-    assert "e-mail address" in body(msgs[0])
+    note = await slack.wait_for(lambda: [e for e in slack.ephemerals if e["user"] == "U0NOMAIL"])
+    assert "e-mail address" in note[0]["text"]
+    assert "users:read.email" in note[0]["text"]
+    assert replies(slack, CHANNEL, ts) == []
     assert questions(trellis) == []
 
 

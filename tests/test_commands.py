@@ -149,7 +149,7 @@ async def test_status_says_when_trellis_is_unreachable(
     text = await run(slack, "status", user=ALICE)
     assert "Trellis is not usable right now" in text
     assert "could not reach Trellis" in text
-    assert "Database: Trellis default" in text
+    assert "Database: none chosen" in text
 
 
 async def test_status_says_when_trellis_refuses_the_token(

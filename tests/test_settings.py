@@ -180,3 +180,15 @@ def test_invalid_operations_settings_are_all_reported() -> None:
         "HEALTH_PORT must be a port number from 0 to 65535 (got '99999')",
         "CHECK_EMAIL must be an e-mail address (got 'admin')",
     ]
+
+
+def test_quoted_values_are_reported_as_quotes() -> None:
+    """A value wrapped in quotes (as docker --env-file keeps them) is named as such, once."""
+    env = base_env()
+    env["SLACK_BOT_TOKEN"] = '"xoxb-1-2-abc"'
+    with pytest.raises(ConfigError) as caught:
+        load(env)
+    assert caught.value.problems == [
+        "SLACK_BOT_TOKEN is wrapped in quotes: remove them (docker --env-file keeps quotes as "
+        "part of the value)"
+    ]

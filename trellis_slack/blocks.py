@@ -124,22 +124,32 @@ def explain_error(exc: TrellisError) -> str:
         after = f" Try again in {exc.retry_after:.0f} s." if exc.retry_after else ""
         return "Trellis is receiving too many questions right now." + after
     if isinstance(exc, TrellisAPIError):
-        return explain_trellis_message(str(exc), exc.debug_id)
+        return explain_trellis_message(str(exc), exc.debug_id, exc.code)
     return f"Trellis could not answer: {exc}"
 
 
-def needs_admin(message: str) -> bool:
-    """Whether a Trellis error is one only an admin can fix (asking again will not help)."""
-    lowered = message.lower()
-    return "datasource" in lowered or "integration" in lowered
+#: Trellis error codes only an admin can fix.
+ADMIN_CODES = frozenset({"NO_DATASOURCE", "INTEGRATION_NOT_FOUND"})
 
 
-def explain_trellis_message(message: str, debug_id: str | None) -> str:
+def needs_admin(message: str, code: str | None = None) -> bool:
+    """Whether a Trellis error is one only an admin can fix (asking again will not help).
+
+    The stable ``code`` decides when Trellis sends one (v-current); the seed API sends only
+    words, so then the words decide.
+    """
+    if code is not None:
+        return code in ADMIN_CODES
+    return "no datasource" in message.lower()
+
+
+def explain_trellis_message(message: str, debug_id: str | None, code: str | None = None) -> str:
     """A Trellis ``error`` event in words, with how to fix the ones an admin can fix."""
     text = f"Trellis could not answer: {message.strip() or 'unknown error'}"
-    if needs_admin(message):
+    if needs_admin(message, code):
         text += (
-            ".\nAn admin can connect a database by setting `TRELLIS_INTEGRATION_ID` for the bot."
+            ".\nAn admin can choose a database for this channel with `/trellis integration <id>`, "
+            "or set `TRELLIS_INTEGRATION_ID` for the bot."
         )
     if debug_id:
         text += f"\n_Debug id: `{debug_id}`_"

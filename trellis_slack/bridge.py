@@ -284,14 +284,17 @@ class Bridge:
         for question in dropped:
             await self.slack.react(question.channel_id, question.ts, DROPPED_REACTION)
         count = len(dropped)
-        what = "question" if count == 1 else f"{count} questions"
+        if count == 1:
+            what, theirs, them = "question", "its answer", "it"
+        else:
+            what, theirs, them = f"{count} questions", "their answers", "them"
         await self.slack.post(
             record.channel_id,
             record.thread_ts,
             blocks.note(
                 f"An earlier question was {because}, so Trellis no longer remembers the later "
-                f"{what} marked :{DROPPED_REACTION}: or their answers. Ask again if you still "
-                "need them.",
+                f"{what} marked :{DROPPED_REACTION}: or {theirs}. Ask again if you still "
+                f"need {them}.",
                 emoji=f":{DROPPED_REACTION}:",
             ),
         )
@@ -367,7 +370,12 @@ class Bridge:
             and self.access.allowed_channels is not None
             and q.channel_id not in self.access.allowed_channels
         ):
-            reason = "Sorry, I am not set up to answer questions in this channel."
+            reason = (
+                "Sorry, I am not set up to answer direct messages here: mention me in one of "
+                "the channels I answer in."
+                if q.is_dm
+                else "Sorry, I am not set up to answer questions in this channel."
+            )
         if reason is None:
             return True
         log.info("question from %s refused: %s", q.user_id, reason)
@@ -391,15 +399,15 @@ class Bridge:
         if self.access.per_user_identity:
             user = await self.slack.user(q.user_id)
             if user is None or user.email is None:
-                await self.slack.post(
-                    q.channel_id,
-                    thread_ts,
-                    blocks.note(
-                        "Sorry, I need your e-mail address from your Slack profile to ask "
-                        "Trellis as you, and I cannot see one.",
-                        emoji=":warning:",
-                    ),
+                refusal = (
+                    "Sorry, I ask Trellis as you, and for that I need the e-mail address of your "
+                    "Slack profile, which I cannot see. Ask your Slack admin to check that the app "
+                    "has the `users:read.email` scope and that your profile shows an e-mail."
                 )
+                if not await self.slack.ephemeral(q.channel_id, q.user_id, refusal, thread_ts):
+                    await self.slack.post(
+                        q.channel_id, thread_ts, blocks.note(refusal, emoji=":warning:")
+                    )
                 return
             owner_id, identity = q.user_id, user.email
             await self._say_if_own_chat(q, thread_ts, owner_id)
@@ -564,8 +572,16 @@ class Bridge:
         """The Stop button: interrupt that answer, or tell the clicker it is already over."""
         if not await self.runner.stop(channel_id, question_ts, user_id):
             await self.slack.ephemeral(
-                channel_id, user_id, "That answer has already finished or is being stopped.", None
+                channel_id,
+                user_id,
+                "That answer has already finished or is being stopped.",
+                await self._thread_of(channel_id, question_ts),
             )
+
+    async def _thread_of(self, channel_id: str, question_ts: str) -> str | None:
+        """The thread a question lives in, so a private reply shows up where the click was."""
+        record = await self.store.question(channel_id, question_ts)
+        return record.thread_ts if record else None
 
     async def on_retry(
         self, *, channel_id: str, question_ts: str, user_id: str, message_ts: str | None
@@ -583,7 +599,10 @@ class Bridge:
             or self.runner.is_active(channel_id, question_ts)
         ):
             await self.slack.ephemeral(
-                channel_id, user_id, "There is nothing to retry here any more.", None
+                channel_id,
+                user_id,
+                "There is nothing to retry here any more.",
+                record.thread_ts if record else None,
             )
             return
         # The failed answer goes away; the new one takes its place.

@@ -403,7 +403,10 @@ class Commands:
         model = _source(chosen.model if chosen else None, defaults.trellis_model, "TRELLIS_MODEL")
         lines = ["*Trellis in this channel*"]
         if integration.value is None:
-            lines.append("• Database: Trellis default (none chosen)")
+            lines.append(
+                "• Database: none chosen — questions may fail with “No datasource connected” "
+                f"until an admin runs `{COMMAND} integration <id>`"
+            )
         else:
             name = names.get(integration.value)
             shown = f"*{escape_mrkdwn(name)}* (`{_code(integration.value)}`)" if name else None

@@ -83,10 +83,12 @@ class Report:
                 lines.append(f"    fix: {check.fix}")
         failed = sum(check.status == "failed" for check in self.checks)
         lines.append("")
+        warned = sum(check.status == "warning" for check in self.checks)
+        also = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
         if failed:
-            lines.append(f"{failed} of {len(self.checks)} checks failed.")
+            lines.append(f"{failed} of {len(self.checks)} checks failed{also}.")
         else:
-            lines.append(f"All {len(self.checks)} checks passed.")
+            lines.append(f"All {len(self.checks)} checks passed{also}.")
         return logs.scrub("\n".join(lines), secrets)
 
 

@@ -52,7 +52,12 @@ def defaults_lines(settings: Settings) -> list[str]:
         else "only replies that mention me"
     )
     return [
-        "• Database: " + (f"`{_code(integration)}`" if integration else "Trellis default"),
+        "• Database: "
+        + (
+            f"`{_code(integration)}`"
+            if integration
+            else "none chosen (an admin can choose one with `/trellis integration <id>`)"
+        ),
         "• Model: " + (f"`{_code(model)}`" if model else "Trellis default"),
         f"• Follow-ups: {follow_ups}",
     ]

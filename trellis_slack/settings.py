@@ -189,6 +189,14 @@ class _Reader:
 
     def optional(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            # `docker run --env-file` keeps quotes as part of the value: say so plainly rather
+            # than reporting a token that "does not start with xoxb-".
+            self.problems.append(
+                f"{name} is wrapped in quotes: remove them (docker --env-file keeps quotes as "
+                "part of the value)"
+            )
+            value = value[1:-1].strip()
         return value or None
 
     def secret(self, name: str, *, prefix: str = "", required: bool = False) -> str | None:

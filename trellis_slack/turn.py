@@ -359,13 +359,13 @@ class TurnRunner:
                         self.metrics.count_error(event)
                         state.final_frame_at = turn.last_frame_at
                         state.failure = blocks.explain_trellis_message(
-                            event.message, event.debug_id
+                            event.message, event.debug_id, event.code
                         )
                         # The seed API sends no `retryable`: offer Retry unless only an admin can help.
                         state.retryable = (
                             event.retryable
                             if event.retryable is not None
-                            else not blocks.needs_admin(event.message)
+                            else not blocks.needs_admin(event.message, event.code)
                         )
                         return "failed"
             finally:
