@@ -117,7 +117,9 @@ def test_docker_commands_match_the_dockerfile() -> None:
     """The README's docker commands build this image and mount the volume the image declares."""
     docker = section("Run with Docker")
     assert "docker build -t trellis-slack ." in docker
-    assert "docker run --env-file .env -v trellis-data:/data trellis-slack" in docker
+    assert (
+        "docker run --env-file .env -v trellis-data:/data --stop-timeout 30 trellis-slack" in docker
+    )
     assert args_of("VOLUME") == ["/data"]
 
 

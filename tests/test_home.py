@@ -172,3 +172,14 @@ async def test_an_older_state_file_gains_greetings_and_keeps_its_settings(tmp_pa
         assert await store.claim_greeting("T1", "U1")
         assert not await store.claim_greeting("T1", "U1")
     assert SCHEMA_VERSION >= 2
+
+
+async def test_no_greeting_in_a_dm_the_bot_will_not_answer_in(
+    slack: FakeSlack, client: AsyncWebClient, store: Store
+) -> None:
+    """With ALLOWED_CHANNELS not listing the DM, the Messages tab invites no questions."""
+    await make_home(slack, client, store, ALLOWED_CHANNELS="C0ELSEWHERE").opened(
+        opened(ALICE, "messages")
+    )
+    await make_home(slack, client, store, ALLOWED_CHANNELS=DM).opened(opened(ALICE, "messages"))
+    assert len(greetings(slack)) == 1

@@ -413,5 +413,7 @@ async def serve(settings: Settings) -> int:
         await stop.wait()
         log.info("shutting down")
     finally:
-        await bot.stop()
+        # 6 s for answers in progress, then about 3 s to stop the rest: inside Docker's default
+        # 10 s between SIGTERM and SIGKILL.
+        await bot.stop(grace=6.0)
     return 0

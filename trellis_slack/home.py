@@ -168,6 +168,9 @@ class Home:
     async def _greet(self, user: str, channel: str) -> None:
         if not may_ask(self._settings, user):
             return
+        allowed = self._settings.allowed_channels
+        if allowed is not None and channel not in allowed:
+            return  # the bot will not answer in this DM: do not invite questions there
         team = self._bot.team_id
         if not await self._store.claim_greeting(team, user):
             return
