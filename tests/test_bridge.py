@@ -578,3 +578,18 @@ async def test_asker_is_told_when_the_bot_cannot_post(
     note = await slack.wait_for(lambda: [e for e in slack.ephemerals if e.get("user") == ALICE])
     assert "did not let me post" in note[0]["text"]
     assert replies(slack, CHANNEL, ts) == []
+
+
+async def test_a_chat_created_before_a_failure_is_reused_by_retry(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """If sending fails after Trellis created the chat, Retry continues that chat, not a new one."""
+    trellis.reject_next_connections(10, code=1011)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} fragile start")
+    failed = await slack.wait_for(
+        lambda: [m for m in replies(slack, CHANNEL, ts) if RETRY_ACTION in buttons(m)]
+    )
+    assert len(trellis.chats) == 1
+    await slack.click(CHANNEL, failed[0]["ts"], RETRY_ACTION, user=ALICE)
+    await answered(slack, CHANNEL, ts, "You asked: fragile start")
+    assert len(trellis.chats) == 1

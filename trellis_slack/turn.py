@@ -320,7 +320,15 @@ class TurnRunner:
             )
 
         manager = self.trellis.turn(request, identity=ask.identity, on_queued=on_queued)
-        turn = await _enter_unless_stopped(manager, active.stop_requested)
+        try:
+            turn = await _enter_unless_stopped(manager, active.stop_requested)
+        finally:
+            # The chat may have been created (REST) before sending failed or was stopped: keep
+            # it, so a retry or follow-up continues it instead of opening yet another chat.
+            created = getattr(manager, "chat_id", None)
+            if isinstance(created, str) and created and conversation is None:
+                await self._remember_chat(ask, None, request, ChatMetadata(created, None))
+                state.chat_known = True
         if turn is None:
             return "stopped"  # Stop while it waited for a connection: nothing was sent
         async with _entered(manager, turn):
