@@ -298,3 +298,27 @@ async def test_stop_then_follow_up_continues_the_chat(
     await slack.post(CHANNEL, ALICE, "next", thread_ts=ts)
     await answered(slack, CHANNEL, ts, "You asked: next")
     assert not any("never shown" in t for t in texts(slack, CHANNEL, ts))
+
+
+async def test_charts_of_an_answer_that_beat_stop_are_shown(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Stop crossing the final answer: the answer is shown with the chart it refers to."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [
+        Step.processing("thinking"),
+        Step.pause(gate),
+        Step.chart("bar", [("North", 1), ("South", 2)], title="Raced chart"),
+        Step.message("Two regions."),
+    ]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} race with a chart")
+    await trellis.wait_for_action("send_message")
+    working = await working_message(slack, CHANNEL, ts)
+    # The click reaches the bot while Trellis's chart and answer are already on their way.
+    gate.set()
+    await trellis.wait_until(
+        lambda: any(c.messages[-1].role == "assistant" for c in trellis.chats.values())
+    )
+    await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=BOB, seen_blocks=working["blocks"])
+    await answered(slack, CHANNEL, ts, "Two regions.")
+    await slack.wait_for(lambda: any(f.title == "Raced chart" for f in slack.files.values()))

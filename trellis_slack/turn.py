@@ -270,6 +270,9 @@ class TurnRunner:
             state.observe(self.metrics)
             await live.finish(blocks.stopped(active.stopped_by, active.stop_reason))
         else:
+            if outcome == "answered":
+                for held in state.held:
+                    posts.add(held)
             await posts.drain()
             if outcome == "answered":
                 await self._post_answer(ask, live, state, posted_below=posts.posted)
@@ -342,7 +345,10 @@ class TurnRunner:
                     ):
                         # Stop was clicked: what is still in flight is not shown. The chat's ids are
                         # still recorded, and a final message that beat the interrupt is kept:
-                        # Trellis holds that answer, so Slack shows it.
+                        # Trellis holds that answer, so Slack shows it, with the charts it
+                        # refers to (held back until then).
+                        if isinstance(event, Visualization):
+                            state.held.append(event)
                         continue
                     if isinstance(event, ChatMetadata):
                         state.chat_known = True
@@ -355,27 +361,9 @@ class TurnRunner:
                         live.show(self._working(ask, state))
                     elif isinstance(event, Visualization):
                         posts.add(event)
-                    elif isinstance(event, Message):
-                        active.ending = True
-                        state.final = event.content
+                    elif isinstance(event, Message | Interrupted | ErrorEvent):
                         state.final_frame_at = turn.last_frame_at
-                        return "answered"
-                    elif isinstance(event, Interrupted):
-                        state.final_frame_at = turn.last_frame_at
-                        return "stopped"
-                    elif isinstance(event, ErrorEvent):
-                        self.metrics.count_error(event)
-                        state.final_frame_at = turn.last_frame_at
-                        state.failure = blocks.explain_trellis_message(
-                            event.message, event.debug_id, event.code
-                        )
-                        # The seed API sends no `retryable`: offer Retry unless only an admin can help.
-                        state.retryable = (
-                            event.retryable
-                            if event.retryable is not None
-                            else not blocks.needs_admin(event.message, event.code)
-                        )
-                        return "failed"
+                        return self._ending(event, active, state)
             finally:
                 if not state.chat_known and turn.chat_id:
                     # Stopped (or failed) before Trellis named the chat: the chat created for
@@ -387,6 +375,26 @@ class TurnRunner:
         if active.stop_requested.is_set():
             return "stopped"
         raise TrellisError("Trellis ended the answer without a final message.")
+
+    def _ending(
+        self, event: Message | Interrupted | ErrorEvent, active: ActiveTurn, state: _Progress
+    ) -> Outcome:
+        """How a terminal event ends the turn."""
+        if isinstance(event, Message):
+            active.ending = True
+            state.final = event.content
+            return "answered"
+        if isinstance(event, Interrupted):
+            return "stopped"
+        self.metrics.count_error(event)
+        state.failure = blocks.explain_trellis_message(event.message, event.debug_id, event.code)
+        # The seed API sends no `retryable`: offer Retry unless only an admin can help.
+        state.retryable = (
+            event.retryable
+            if event.retryable is not None
+            else not blocks.needs_admin(event.message, event.code)
+        )
+        return "failed"
 
     async def _channel_defaults(self, ask: Ask) -> Defaults:
         """The channel's ``/trellis`` choices, each falling back to the bot's defaults."""
@@ -568,6 +576,8 @@ class _Progress:
     retryable: bool = True
     final_frame_at: float | None = None
     chat_known: bool = False
+    #: Visualizations that arrived after Stop: shown only if the answer finishes anyway.
+    held: list[Visualization] = field(default_factory=list)
 
     def observe(self, metrics: Metrics) -> None:
         """Record how long the final frame took to become a Slack call (issued right after this)."""
