@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from trellis_slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
 from trellis_slack.bridge import Access, Bridge
@@ -307,21 +308,11 @@ class Bot:
 
     @staticmethod
     async def _identify(client: AsyncWebClient) -> BotIdentity:
-        try:
-            auth = await client.auth_test()
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown error")
-            raise ConfigError(
-                [
-                    f"Slack rejected SLACK_BOT_TOKEN ({error}): reinstall the app and copy its "
-                    "Bot User OAuth Token (xoxb-…)"
-                ]
-            ) from None
-        except (SlackClientError, OSError, aiohttp.ClientError) as exc:
-            raise SlackUnavailable(
-                f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the network, "
-                "proxy or firewall"
-            ) from None
+        auth = await _start_up_call(
+            client.auth_test(),
+            "Slack rejected SLACK_BOT_TOKEN ({error}): reinstall the app and copy its "
+            "Bot User OAuth Token (xoxb-…)",
+        )
         return BotIdentity(
             user_id=str(auth["user_id"]),
             bot_id=str(auth.get("bot_id") or ""),
@@ -334,21 +325,11 @@ class Bot:
 
         slack-sdk's own connect loop would log a traceback and retry forever instead.
         """
-        try:
-            await client.apps_connections_open(app_token=app_token)
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown error")
-            raise ConfigError(
-                [
-                    f"Slack refused SLACK_APP_TOKEN ({error}): check that Socket Mode is on and "
-                    "that the token is this app's app-level token (xapp-…) with connections:write"
-                ]
-            ) from None
-        except (SlackClientError, OSError, aiohttp.ClientError) as exc:
-            raise SlackUnavailable(
-                f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the network, "
-                "proxy or firewall"
-            ) from None
+        await _start_up_call(
+            client.apps_connections_open(app_token=app_token),
+            "Slack refused SLACK_APP_TOKEN ({error}): check that Socket Mode is on and that the "
+            "token is this app's app-level token (xapp-…) with connections:write",
+        )
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop listening, let answers in progress finish (or stop them with a note), close everything."""
@@ -387,6 +368,21 @@ class Bot:
                 await store.prune(CLAIM_RETENTION_DAYS)
             except StateError:
                 log.warning("could not prune the state file", exc_info=True)
+
+
+async def _start_up_call(call: Awaitable[AsyncSlackResponse], refused: str) -> AsyncSlackResponse:
+    """One Slack call at start-up: a refusal is a configuration problem (``refused``, with
+    ``{error}`` filled in), a network failure is not."""
+    try:
+        return await call
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown error")
+        raise ConfigError([refused.format(error=error)]) from None
+    except (SlackClientError, OSError, aiohttp.ClientError) as exc:
+        raise SlackUnavailable(
+            f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the network, "
+            "proxy or firewall"
+        ) from None
 
 
 async def serve(settings: Settings) -> int:
