@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -144,6 +145,8 @@ async def test_questions_left_by_a_crash_offer_retry_after_restart(
     env = {**os.environ, **bot_env(slack, trellis, tmp_path / "state.db")}
 
     async def run_bot() -> asyncio.subprocess.Process:
+        # Its own process group: the "crash" kills the bot and its chart workers together, as a
+        # container or service manager would, and leaves nothing running behind the test.
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -152,6 +155,7 @@ async def test_questions_left_by_a_crash_offer_retry_after_restart(
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     first = await run_bot()
@@ -164,7 +168,7 @@ async def test_questions_left_by_a_crash_offer_retry_after_restart(
             lambda: any("as soon as" in body(m) for m in replies(slack, CHANNEL, ts))
         )
     finally:
-        first.kill()
+        os.killpg(first.pid, signal.SIGKILL)
         await first.wait()
     await slack.wait_for(lambda: slack.socket_connections == 0, timeout=10)
     second = await run_bot()
@@ -182,3 +186,5 @@ async def test_questions_left_by_a_crash_offer_retry_after_restart(
     finally:
         second.terminate()
         await second.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(second.pid, signal.SIGKILL)
