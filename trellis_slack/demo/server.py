@@ -334,18 +334,13 @@ class DemoPage:
         for ephemeral in self.slack.ephemerals:
             if ephemeral.get("user") == me and ephemeral.get("channel") in rooms:
                 ts = str(ephemeral["message_ts"])
-                items[f"e {ephemeral['channel']} {ts}"] = {
-                    "kind": "ephemeral",
-                    "channel": ephemeral["channel"],
-                    "ts": ts,
-                    "message": {
-                        "ts": ts,
-                        "user": self.workspace.bot,
-                        "text": ephemeral.get("text", ""),
-                        "blocks": copy.deepcopy(ephemeral.get("blocks") or []),
-                        "thread_ts": ephemeral.get("thread_ts"),
-                    },
-                }
+                items[f"e {ephemeral['channel']} {ts}"] = _only_you(
+                    ephemeral["channel"],
+                    ts,
+                    self.workspace.bot,
+                    ephemeral,
+                    thread_ts=ephemeral.get("thread_ts"),
+                )
         items.update(self._response_items())
         items.update(self._local)
         return items
@@ -360,17 +355,7 @@ class DemoPage:
                 continue
             # Placed once, when first seen: below what was there then, and staying put.
             ts = self._placed.setdefault(index, self._latest_ts(channel))
-            items[f"r {index}"] = {
-                "kind": "ephemeral",
-                "channel": channel,
-                "ts": ts,
-                "message": {
-                    "ts": ts,
-                    "user": self.workspace.bot,
-                    "text": str(body.get("text", "")),
-                    "blocks": copy.deepcopy(body.get("blocks") or []),
-                },
-            }
+            items[f"r {index}"] = _only_you(channel, ts, self.workspace.bot, body)
         return items
 
     def _latest_ts(self, channel: str) -> str:
@@ -390,17 +375,9 @@ class DemoPage:
     def _note(self, channel: str, text: str, *, thread_ts: str | None = None) -> None:
         """Show the person a note from Slack itself (an unknown command, a timeout)."""
         ts = self._latest_ts(channel)
-        self._local[f"n {len(self._local)}"] = {
-            "kind": "ephemeral",
-            "channel": channel,
-            "ts": ts,
-            "message": {
-                "ts": ts,
-                "user": "USLACKBOT",
-                "text": text,
-                "thread_ts": thread_ts,
-            },
-        }
+        self._local[f"n {len(self._local)}"] = _only_you(
+            channel, ts, "USLACKBOT", {"text": text}, thread_ts=thread_ts
+        )
         self.feed.poke()
 
     # ------------------------------------------------------------ HTTP: guard and files
@@ -600,19 +577,32 @@ class DemoPage:
         reply = ack.payload or {}
         if reply.get("text") or reply.get("blocks"):
             ts = self._latest_ts(channel)
-            self._local[f"a {ack.envelope_id}"] = {
-                "kind": "ephemeral",
-                "channel": channel,
-                "ts": ts,
-                "message": {
-                    "ts": ts,
-                    "user": self.workspace.bot,
-                    "text": str(reply.get("text", "")),
-                    "blocks": copy.deepcopy(reply.get("blocks") or []),
-                },
-            }
+            self._local[f"a {ack.envelope_id}"] = _only_you(channel, ts, self.workspace.bot, reply)
             self.feed.poke()
         return web.json_response({"ok": True})
+
+
+def _only_you(
+    channel: str,
+    ts: str,
+    user: str,
+    body: Mapping[str, Any],
+    *,
+    thread_ts: object = None,
+) -> JsonDict:
+    """A message only the person sees (an ephemeral, a command's reply), as the page draws it."""
+    return {
+        "kind": "ephemeral",
+        "channel": channel,
+        "ts": ts,
+        "message": {
+            "ts": ts,
+            "user": user,
+            "text": str(body.get("text", "")),
+            "blocks": copy.deepcopy(body.get("blocks") or []),
+            "thread_ts": thread_ts,
+        },
+    }
 
 
 async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[JsonDict | None]) -> None:
