@@ -541,3 +541,23 @@ async def test_event_loop_keeps_running_while_inserts_run(path: Path) -> None:
         await task
         await s.close()
     assert all(later > earlier for earlier, later in itertools.pairwise(seen))
+
+
+async def test_thread_has_questions_tells_the_bots_threads_apart(tmp_path: Path) -> None:
+    """A thread counts as the bot's once a question was recorded there, and only that thread."""
+    async with await Store.open(tmp_path / "s.db") as store:
+        assert not await store.thread_has_questions("C1", "100.000001")
+        await store.add_question(
+            QuestionRecord(
+                channel_id="C1",
+                ts="100.000002",
+                thread_ts="100.000001",
+                user_id="U1",
+                text="q",
+                trellis_message_id=None,
+                status="queued",
+            )
+        )
+        assert await store.thread_has_questions("C1", "100.000001")
+        assert not await store.thread_has_questions("C1", "200.000001")
+        assert not await store.thread_has_questions("C2", "100.000001")

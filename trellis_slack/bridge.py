@@ -350,10 +350,10 @@ class Bridge:
             return True
         if q.thread_ts is None or self.access.follow_ups != "all":
             return False
-        # A thread is the bot's once it took a question there, even before Trellis named the chat.
-        if await self.store.conversations_in_thread(q.team_id, q.channel_id, thread_ts):
-            return True
-        return bool(await self.store.questions_in_thread(q.channel_id, thread_ts))
+        # A thread is the bot's once it took a question there, even before Trellis named the chat
+        # (every conversation starts with a recorded question, so this one lookup covers both).
+        # It runs for every reply in every thread of the bot's channels: keep it one query.
+        return await self.store.thread_has_questions(q.channel_id, thread_ts)
 
     async def _allowed(self, q: Question, thread_ts: str) -> bool:
         reason = None

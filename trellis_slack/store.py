@@ -597,6 +597,17 @@ class Store:
         )
         return sorted((_question(row) for row in rows), key=lambda q: _ts_order(q.ts))
 
+    async def thread_has_questions(self, channel_id: str, thread_ts: str) -> bool:
+        """Whether the bot took any question in this thread (one indexed lookup)."""
+        return await self._run(self._thread_has_questions, channel_id, thread_ts)
+
+    def _thread_has_questions(self, channel_id: str, thread_ts: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM questions WHERE channel_id = ? AND thread_ts = ? LIMIT 1",
+            (channel_id, thread_ts),
+        ).fetchone()
+        return row is not None
+
     async def unfinished_questions(self) -> list[QuestionRecord]:
         """Questions left "queued" or "answering": the process ended before it answered them."""
         return await self._run(self._unfinished_questions)
