@@ -470,7 +470,7 @@ class TurnRunner:
             if await live.finish(first) or await self.slack.update(
                 ask.channel_id, live.ts, _without_markdown(first)
             ):
-                await self._relabel(ask, live.ts, "answer")
+                await self._record(ask, ts=live.ts, kind="answer")  # updated in place
             else:
                 # The working message cannot become the answer: remove it (its Stop button would
                 # linger) and post the answer as new messages instead.
@@ -486,10 +486,6 @@ class TurnRunner:
                 self.metrics.count_error("slack_post")
                 continue
             await self._record(ask, ts=ts, kind="answer")
-
-    async def _relabel(self, ask: Ask, ts: str, kind: str) -> None:
-        await self.store.remove_bot_post(ask.channel_id, ts=ts)
-        await self._record(ask, ts=ts, kind=kind)
 
     async def _record(
         self, ask: Ask, *, kind: str, ts: str | None = None, file_id: str | None = None
