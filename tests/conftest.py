@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from trellis_slack.app import Bot
+from trellis_slack.demo.runner import Demo
 from trellis_slack.settings import Settings
 from trellis_slack.testing.slack_server import FakeSlack
 from trellis_slack.testing.trellis_server import FakeTrellis
@@ -84,3 +86,27 @@ async def start_bot(
 @pytest.fixture
 async def bot(start_bot: BotFactory) -> Bot:
     return await start_bot()
+
+
+@pytest.fixture
+async def hold() -> AsyncIterator[asyncio.Event]:
+    """Set at the end of a test: releases the demo's slow answers so it can stop."""
+    event = asyncio.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+async def demo(hold: asyncio.Event) -> AsyncIterator[Demo]:
+    """The offline demo (local Slack + Trellis + the real bot + the page), paced at zero."""
+    async with Demo(
+        port=0,
+        pace=0,
+        hold=hold,
+        update_interval=0.05,
+        warm_up_charts=False,
+        slash_timeout=2.0,
+        backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
+    ) as running:
+        yield running
+        hold.set()

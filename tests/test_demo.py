@@ -22,7 +22,6 @@ from trellis_slack.demo.sample import SUGGESTIONS, SampleAnalyst, topic_of
 from trellis_slack.demo.server import Person, diff, editable_text, slack_text
 from trellis_slack.testing.slack_server import FakeSlack
 from trellis_slack.testing.trellis_script import Question
-from trellis_slack.trellis_client import Backoff
 
 T = TypeVar("T")
 Items = dict[str, dict[str, Any]]
@@ -171,28 +170,6 @@ async def test_fake_slack_counts_changes_for_a_feed() -> None:
 
 
 # --------------------------------------------------------------------------- the page over HTTP
-
-
-@pytest.fixture
-async def hold() -> AsyncIterator[asyncio.Event]:
-    event = asyncio.Event()
-    yield event
-    event.set()
-
-
-@pytest.fixture
-async def demo(hold: asyncio.Event) -> AsyncIterator[Demo]:
-    async with Demo(
-        port=0,
-        pace=0,
-        hold=hold,
-        update_interval=0.05,
-        warm_up_charts=False,
-        slash_timeout=2.0,
-        backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
-    ) as running:
-        yield running
-        hold.set()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from trellis_slack.demo.runner import Demo
-from trellis_slack.trellis_client import Backoff
 
 # Debian's chromium, driven through Playwright (never a downloaded browser). Without it the tests
 # are skipped; .ci/run installs it. `python -m tests.test_demo_browser docs/demo.png` retakes the
@@ -71,27 +70,6 @@ async def hover_click(message: Locator, name: str) -> None:
         except PlaywrightTimeout:
             continue
     raise AssertionError(f"the {name} action never became clickable")
-
-
-@pytest.fixture
-async def hold() -> AsyncIterator[asyncio.Event]:
-    event = asyncio.Event()
-    yield event
-    event.set()
-
-
-@pytest.fixture
-async def demo(hold: asyncio.Event) -> AsyncIterator[Demo]:
-    async with Demo(
-        port=0,
-        pace=0,
-        hold=hold,
-        update_interval=0.05,
-        warm_up_charts=False,
-        backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
-    ) as running:
-        yield running
-        hold.set()
 
 
 @pytest.fixture
