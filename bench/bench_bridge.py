@@ -35,8 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from trellis_slack.testing.slack_server import FakeSlack
-from trellis_slack.testing.trellis_server import FakeTrellis, Question, Step
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.trellis_server import FakeTrellis, Question, Step
 
 CHANNELS = 20
 USER = "U0ASKER"

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench.bench_bridge import BOT_USER, USER, percentile, start_bot
-from trellis_slack.testing.slack_server import FakeSlack
-from trellis_slack.testing.trellis_server import FakeTrellis, Question, Step
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.trellis_server import FakeTrellis, Question, Step
 
 CHANNEL = "C0BURST"
 KINDS = ("bar", "line", "area", "pie", "donut", "bar_horizontal", "stacked_bar")

@@ -56,8 +56,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from trellis_slack import charts
-from trellis_slack.visualizations import ChartImage, ChartJob, Renderer, prepare, render_sync
+from trellis_slack.viz import charts
+from trellis_slack.viz.renderer import ChartImage, ChartJob, Renderer, prepare, render_sync
 
 SIZES = (10, 100, 1000)
 TICK = 0.010

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trellis_slack.app import Bot
+from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, DM, MALLORY, BotFactory, bot_env
+from trellis_slack.bot.app import Bot
 from trellis_slack.demo.runner import Demo
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import Settings
-from trellis_slack.testing.slack_server import FakeSlack
-from trellis_slack.testing.trellis_server import FakeTrellis
-from trellis_slack.trellis_client import Backoff
-
-BOT_USER = "U0BOT"
-ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0EXT"
-CHANNEL, DM = "C0GENERAL", "D0ALICE"
-
-BotFactory = Callable[..., Awaitable[Bot]]
+from trellis_slack.trellis.client import Backoff
 
 
 @pytest.fixture
@@ -38,21 +33,6 @@ async def slack() -> AsyncIterator[FakeSlack]:
         server.add_channel(CHANNEL, "general", members=[ALICE, BOB, MALLORY, BOT_USER])
         server.add_channel(DM, "alice-dm", kind="im", members=[ALICE, BOT_USER])
         yield server
-
-
-def bot_env(slack: FakeSlack, trellis: FakeTrellis, db: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "SLACK_BOT_TOKEN": "xoxb-fake-bot-token",
-        "SLACK_APP_TOKEN": "xapp-fake-app-token",
-        "SLACK_API_URL": slack.api_url,
-        "TRELLIS_TOKEN": trellis.make_token("member-shared"),
-        "TRELLIS_WS_URL": trellis.ws_url,
-        "TRELLIS_API_URL": trellis.api_url,
-        "TRELLIS_SLACK_DB": str(db),
-        "TRELLIS_TURN_TIMEOUT": "10",
-    }
-    env.update(extra)
-    return env
 
 
 @pytest.fixture

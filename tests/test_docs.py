@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import web
 
-from tests.test_manifest import ROOT
-from trellis_slack import answer_format, charts, cli, tables
-from trellis_slack.blocks import explain_trellis_message
+from tests.helpers import ROOT
+from trellis_slack import cli
 from trellis_slack.errors import ConfigError
 from trellis_slack.settings import VARIABLES, Settings, inspect_static_token
+from trellis_slack.slack import markdown as answer_format
+from trellis_slack.slack.blocks import explain_trellis_message
+from trellis_slack.viz import charts, tables
 
 README = ROOT / "README.md"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -79,11 +79,11 @@ def test_json_lines_carry_the_fields_and_ids(captured_json: io.StringIO) -> None
     """LOG_FORMAT=json writes one JSON object per line with level, logger, message and the ids."""
     with logs.log_context(channel="C1", thread="111.222"):
         logs.add_log_context(chat="chat_9")
-        logging.getLogger("trellis_slack.turn").warning("turn failed: %s", "timeout")
+        logging.getLogger("trellis_slack.bot.turn").warning("turn failed: %s", "timeout")
     logging.getLogger("y").info("outside")
     inside, outside = json_lines(captured_json)
     assert inside["level"] == "WARNING"
-    assert inside["logger"] == "trellis_slack.turn"
+    assert inside["logger"] == "trellis_slack.bot.turn"
     assert inside["message"] == "turn failed: timeout"
     assert (inside["slack_channel"], inside["slack_thread"], inside["trellis_chat"]) == (
         "C1",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from tests.helpers import ROOT
 from trellis_slack.settings import VARIABLES
 
-README = Path(__file__).parent.parent / "README.md"
+README = ROOT / "README.md"
 
 
 def test_configuration_table_matches_the_settings() -> None:

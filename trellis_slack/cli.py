@@ -111,7 +111,7 @@ def _print_problems(headline: str, exc: ConfigError) -> None:
 
 
 def _check(settings: Settings, secrets: tuple[str, ...]) -> int:
-    from trellis_slack.diagnostics import run_checks  # noqa: PLC0415  (keeps `--help` fast)
+    from trellis_slack.ops.diagnostics import run_checks  # noqa: PLC0415  (keeps `--help` fast)
 
     report = asyncio.run(run_checks(settings))
     print(report.render(secrets))
@@ -138,7 +138,7 @@ def _demo(port: int | None, *, open_browser: bool, environ: Mapping[str, str]) -
 
 
 def _run(settings: Settings) -> int:
-    from trellis_slack.app import serve  # noqa: PLC0415  (keeps `--help` fast)
+    from trellis_slack.bot.app import serve  # noqa: PLC0415  (keeps `--help` fast)
 
     return asyncio.run(serve(settings))
 

@@ -13,14 +13,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-from trellis_slack.app import Bot
+from trellis_slack.bot.app import Bot
 from trellis_slack.demo.sample import SUGGESTIONS, SampleAnalyst
 from trellis_slack.demo.server import DemoPage, DemoWorkspace, Person, Room
 from trellis_slack.errors import DemoError
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import Settings
-from trellis_slack.testing.slack_server import FakeSlack
-from trellis_slack.testing.trellis_server import FakeTrellis
-from trellis_slack.trellis_client import Backoff
+from trellis_slack.trellis.client import Backoff
 
 __all__ = ["CHANNEL", "DEFAULT_PORT", "DM", "PEOPLE", "YOU", "Demo", "display_available", "run"]
 

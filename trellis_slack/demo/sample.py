@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from trellis_slack.testing.trellis_script import Question, Step, split_pieces
+from trellis_slack.fakes.trellis_script import Question, Step, split_pieces
 
 __all__ = [
     "CATEGORIES",

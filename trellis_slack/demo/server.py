@@ -19,8 +19,8 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from trellis_slack.demo.sample import Suggestion
-from trellis_slack.testing.slack_server import FakeSlack
-from trellis_slack.testing.slack_state import truthy
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.slack_state import truthy
 
 __all__ = [
     "MAX_TEXT",

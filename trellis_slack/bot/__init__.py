@@ -1,0 +1,1 @@
+"""The glue: listeners, turns, commands and the App Home."""

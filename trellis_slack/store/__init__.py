@@ -1,0 +1,1 @@
+"""The state store: one record of every question, thread and post."""

@@ -1,0 +1,1 @@
+"""Talking to Trellis: its chat protocol, connections, REST API and tokens."""

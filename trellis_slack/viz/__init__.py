@@ -1,0 +1,1 @@
+"""Visualizations: charts as PNGs and tables as Slack blocks."""
