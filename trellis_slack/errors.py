@@ -5,7 +5,9 @@ The hierarchy::
     TrellisSlackError                 base of everything below; ``str()`` is safe to show a user
     ├── ConfigError                   the environment is incomplete or invalid (all problems at once)
     ├── StateError                    the SQLite state file cannot be opened or migrated
-    ├── SlackUnavailable              Slack's Web API could not be reached at start-up
+    ├── SlackError                    a Slack Web API call failed (translated once, in slack/web.py)
+    │   ├── SlackRefused              Slack answered ``ok: false``; ``error`` is Slack's code
+    │   └── SlackUnavailable          Slack's Web API could not be reached (network, time-out)
     ├── DemoError                     ``trellis-slack demo`` cannot start (its port is taken)
     └── TrellisError                  anything that went wrong talking to Trellis
         ├── TrellisAuthError          the token or API key was rejected (close 4001, HTTP 401/403)
@@ -14,6 +16,7 @@ The hierarchy::
         ├── TrellisTimeout            no event arrived for too long; the turn was interrupted
         ├── TrellisRateLimited        Trellis said slow down (4429, ``RATE_LIMIT``); ``retry_after``
         ├── TrellisProtocolError      a frame that is not JSON or lacks required fields
+        │   └── TrellisMalformedAnswer  the turn's final ``message`` (or ``error``) was unreadable
         └── TrellisAPIError           an ``error`` event or a REST error answer from Trellis
 
 Third-party exceptions (``websockets``, ``aiohttp``) are translated at the boundary with
@@ -35,7 +38,20 @@ class ConfigError(TrellisSlackError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
-class SlackUnavailable(TrellisSlackError):
+class SlackError(TrellisSlackError):
+    """A Slack Web API call (or a ``response_url`` answer) did not work."""
+
+
+class SlackRefused(SlackError):
+    """Slack answered with ``ok: false``: ``method`` and Slack's ``error`` code say which and why."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+
+
+class SlackUnavailable(SlackError):
     """Slack could not be reached (network, proxy, firewall, or a wrong ``SLACK_API_URL``)."""
 
 
@@ -82,6 +98,16 @@ class TrellisRateLimited(TrellisError):
 
 class TrellisProtocolError(TrellisError):
     """A frame from Trellis was not JSON or lacked required fields."""
+
+
+class TrellisMalformedAnswer(TrellisProtocolError):
+    """The frame that ends a turn (its ``message`` or ``error``) could not be read: the turn is over.
+
+    Asking again usually helps, so it is retryable; ``str()`` is the line the user sees.
+    """
+
+    def __init__(self, message: str = "Trellis sent an answer I could not read.") -> None:
+        super().__init__(message)
 
 
 class TrellisAPIError(TrellisError):

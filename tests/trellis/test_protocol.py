@@ -15,6 +15,7 @@ from trellis_slack.trellis.protocol import (
     ErrorEvent,
     Heartbeat,
     Interrupted,
+    MalformedFinal,
     Message,
     Pong,
     Processing,
@@ -146,8 +147,7 @@ def test_message_without_id_is_accepted() -> None:
         "[1, 2]",
         '{"data": {}}',
         '{"event": 3}',
-        '{"event": "message", "data": "text"}',
-        frame("message", {"id": "m"}),
+        '{"event": "processing", "data": "text"}',
         frame("chat_metadata", {"user_message_id": "m"}),
         frame("text_delta", {"content": 5}),
         frame("deleted", {}),
@@ -158,6 +158,32 @@ def test_bad_frames_raise_protocol_error(raw: str | bytes) -> None:
     """Garbage or a frame missing required fields raises TrellisProtocolError."""
     with pytest.raises(TrellisProtocolError):
         parse_frame(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        (frame("message", {"id": "m"}), "message"),
+        (frame("message", {"id": "m", "content": None}), "message"),
+        (frame("message", {"content": ["a", "list"]}), "message"),
+        ('{"event": "message", "data": "text"}', "message"),
+        ('{"event": "message"}', "message"),
+        ('{"event": "error", "data": ["boom"]}', "error"),
+    ],
+)
+def test_malformed_final_frames_become_malformed_final(raw: str, name: str) -> None:
+    """A `message` without text content, or a final frame whose data is no object, still ends the turn."""
+    event = parse_frame(raw)
+    assert isinstance(event, MalformedFinal)
+    assert event.name == name
+    assert event.problem
+
+
+def test_malformed_final_does_not_quote_the_frame() -> None:
+    """What a malformed final says is wrong never repeats the frame's content."""
+    event = parse_frame(frame("message", {"id": "secret-looking-id", "content": None}))
+    assert isinstance(event, MalformedFinal)
+    assert "secret" not in event.problem
 
 
 def test_protocol_error_does_not_quote_the_frame() -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "ErrorEvent",
     "Heartbeat",
     "Interrupted",
+    "MalformedFinal",
     "Message",
     "Pong",
     "Processing",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: Events that only arrive when ``include_tool_events`` was asked for.
 TOOL_EVENTS = frozenset({"tool_call", "tool_result", "tool_message"})
+#: Events that end a turn whatever else they hold: one of them is never dropped as a bad frame.
+FINAL_EVENTS = frozenset({"message", "error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,17 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MalformedFinal:
+    """A ``message`` or ``error`` too malformed to read (no text ``content``, say): it still ends the turn.
+
+    ``problem`` says what was wrong, in words that never quote the frame.
+    """
+
+    name: str
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
 class Pong:
     """The answer to a ``ping`` action."""
 
@@ -141,6 +155,7 @@ TrellisEvent = (
     | Interrupted
     | Deleted
     | ErrorEvent
+    | MalformedFinal
     | Pong
     | Heartbeat
     | ToolEvent
@@ -160,7 +175,9 @@ def parse_frame(raw: str | bytes) -> TrellisEvent:
     """Parse one frame from Trellis.
 
     Raises :class:`TrellisProtocolError` when the frame is not JSON, is not an object with an
-    ``event`` name, or lacks a field its event requires. The message never quotes the frame.
+    ``event`` name, or lacks a field its event requires; but a ``message`` or ``error`` that is
+    malformed becomes :class:`MalformedFinal`, because it ends the turn all the same. The message
+    never quotes the frame.
     """
     if isinstance(raw, bytes):
         try:
@@ -179,9 +196,14 @@ def parse_frame(raw: str | bytes) -> TrellisEvent:
     data = frame.get("data")
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise TrellisProtocolError(f"{name} event data is not an object")
-    return _parse_event(name, data)
+    try:
+        if not isinstance(data, dict):
+            raise TrellisProtocolError(f"{name} event data is not an object")
+        return _parse_event(name, data)
+    except TrellisProtocolError as exc:
+        if name in FINAL_EVENTS:
+            return MalformedFinal(name, str(exc))
+        raise
 
 
 def _parse_event(name: str, data: dict[str, Any]) -> TrellisEvent:
