@@ -46,15 +46,7 @@ def _ts_key(ts: str) -> Decimal:
         return Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Access:
-    """Who may ask, and where."""
-
-    allowed_channels: frozenset[str] | None = None
-    allowed_users: frozenset[str] | None = None
-    allow_external_users: bool = False
-    follow_ups: str = "all"
-    per_user_identity: bool = False
+from trellis_slack.bot.access import Access  # noqa: E402  (moved to bot/access.py)
 
 
 class Bridge:
