@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, DM, MALLORY, BotFactory, answered, body
 from trellis_slack.bot.app import Bot
-from trellis_slack.bot.commands import (
+from trellis_slack.bot.commands_text import (
     ChooseIntegration,
     ChooseModel,
     Help,
@@ -286,7 +286,7 @@ async def test_an_unknown_model_is_refused_with_the_list(
 async def test_people_from_other_workspaces_are_refused(slack: FakeSlack, bot: Bot) -> None:
     """A Slack Connect user gets no status or lists unless external users are allowed."""
     text = await run(slack, "integration", user=MALLORY)
-    assert "only help people from this workspace" in text
+    assert "only answer people from this workspace" in text
     assert "int-sales" not in text
 
 

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlite_utils import Database
 
 from tests.helpers import ALICE, BOB, BOT_USER, DM, BotFactory
+from trellis_slack.bot.access import Access
 from trellis_slack.bot.home import Home
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis
@@ -61,7 +62,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 def make_home(slack: FakeSlack, client: AsyncWebClient, store: Store, **extra: str) -> Home:
     settings = settings_for(slack, **extra)
-    return Home(client=client, slack=SlackIO(client), store=store, settings=settings, bot=BOT)
+    access = Access.from_settings(settings)
+    return Home(slack=SlackIO(client), store=store, settings=settings, access=access, bot=BOT)
 
 
 def opened(user: str, tab: str, **extra: Any) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,25 +15,21 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from trellis_slack.bot.bridge import Access, Bridge
+from trellis_slack.bot.access import Access
+from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.commands import COMMAND, Commands
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.turn import Defaults, TurnRunner
-from trellis_slack.errors import ConfigError, SlackUnavailable, StateError
+from trellis_slack.errors import ConfigError, SlackRefused, StateError
 from trellis_slack.ops.health import HealthServer
 from trellis_slack.ops.metrics import Metrics
 from trellis_slack.settings import Settings
 from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
-from trellis_slack.slack.events import BotIdentity
-from trellis_slack.slack.web import SlackIO
+from trellis_slack.slack.events import BotIdentity, parse_button
+from trellis_slack.slack.users import bot_identity
+from trellis_slack.slack.web import SlackIO, web_client
 from trellis_slack.store.sqlite import Store
 from trellis_slack.trellis.client import Backoff, TrellisClient
 from trellis_slack.trellis.rest import TrellisRest
@@ -87,34 +84,27 @@ def _on_command(listeners: Listeners, body: dict[str, Any]) -> Rendered | None:
     return answer
 
 
-def _button_context(body: dict[str, Any]) -> tuple[str, str, str, str | None] | None:
-    """(channel, question ts, clicking user, clicked message ts) from a block_actions payload."""
-    try:
-        action = body["actions"][0]
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or body["channel"]["id"]
-        return channel, str(action["value"]), body["user"]["id"], container.get("message_ts")
-    except (KeyError, IndexError, TypeError):
-        log.warning("a button payload without the fields it needs was ignored")
-        return None
-
-
 def _on_stop(listeners: Listeners, body: dict[str, Any]) -> None:
-    context = _button_context(body)
-    if context:
-        channel, question_ts, user, _ = context
+    click = parse_button(body)
+    if click:
         bridge = listeners.bridge
-        bridge.spawn(bridge.on_stop(channel_id=channel, question_ts=question_ts, user_id=user))
+        bridge.spawn(
+            bridge.on_stop(
+                channel_id=click.channel_id, question_ts=click.question_ts, user_id=click.user_id
+            )
+        )
 
 
 def _on_retry(listeners: Listeners, body: dict[str, Any]) -> None:
-    context = _button_context(body)
-    if context:
-        channel, question_ts, user, message_ts = context
+    click = parse_button(body)
+    if click:
         bridge = listeners.bridge
         bridge.spawn(
             bridge.on_retry(
-                channel_id=channel, question_ts=question_ts, user_id=user, message_ts=message_ts
+                channel_id=click.channel_id,
+                question_ts=click.question_ts,
+                user_id=click.user_id,
+                message_ts=click.message_ts,
             )
         )
 
@@ -177,20 +167,8 @@ def _listener(listeners: Listeners, route: Route) -> Handler:
 
 
 def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
-    """The Web API client: ``SLACK_API_URL``, 429s retried after ``Retry-After``.
-
-    One shared ``aiohttp`` session keeps connections to Slack alive: without it slack-sdk opens a
-    new connection for every call, which at a thousand conversations costs more than the calls.
-    """
-    return AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        session=session,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=6),
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+    """The Web API client for ``SLACK_BOT_TOKEN`` and ``SLACK_API_URL`` (see ``slack/web.py``)."""
+    return web_client(settings.slack_bot_token, settings.slack_api_url, session)
 
 
 def token_provider(settings: Settings, rest: TrellisRest) -> TokenProvider:
@@ -202,7 +180,13 @@ def token_provider(settings: Settings, rest: TrellisRest) -> TokenProvider:
 
 
 class Bot:
-    """Everything the running bot owns, started and stopped in the right order."""
+    """Everything the running bot owns, started in order and stopped in the reverse order.
+
+    ``start`` enters each part into one ``AsyncExitStack``; ``stop`` unwinds it: the health server,
+    the Socket Mode connection, answers in progress (``grace`` seconds), the Trellis client and
+    REST API, the chart workers, the Slack session, the daily clean-up and the state file. A
+    start-up cut short (a wrong token, SIGTERM while connecting) unwinds what it got that far.
+    """
 
     def __init__(
         self,
@@ -218,145 +202,161 @@ class Bot:
         self._backoff = backoff or Backoff()
         self._update_interval = update_interval
         self._pace = pace
+        self.metrics = Metrics()
+        self._stack = contextlib.AsyncExitStack()
+        self._grace = 10.0
+        self._stopped = False
+        #: Set while running (tests and the health check look at them).
         self.store: Store | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self.client: AsyncWebClient | None = None
-        self.rest = TrellisRest(settings.trellis_api_url)
-        self.trellis: TrellisClient | None = None
-        self.renderer: Renderer | None = None
         self.bridge: Bridge | None = None
         self.handler: AsyncSocketModeHandler | None = None
-        self._stopped = False
-        self.metrics = Metrics()
         self.health: HealthServer | None = None
-        self._warm_up: asyncio.Task[None] | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background until stop, which cancels it."""
+        task = asyncio.create_task(work)
+
+        async def end() -> None:
+            task.cancel()
+            await asyncio.wait([task])
+
+        self._stack.push_async_callback(end)
 
     async def start(self) -> None:
-        """Open the state file, check the Slack token, connect to Socket Mode."""
-        settings = self.settings
-        self.store = await Store.open(settings.db_path)
-        await self.store.prune(CLAIM_RETENTION_DAYS)
-        self._housekeeping = asyncio.create_task(self._prune_daily(self.store))
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        self.client = slack_client(settings, self._session)
-        bot = await self._identify(self.client)
-        await self._check_app_token(self.client, settings.slack_app_token)
-        tokens = token_provider(settings, self.rest)
-        self.trellis = TrellisClient(
+        """Open the state file, check the Slack tokens, connect to Trellis and to Socket Mode."""
+        settings, stack = self.settings, self._stack
+        store = await Store.open(settings.db_path)
+        stack.push_async_callback(store.close)
+        self.store = store
+        await store.prune(CLAIM_RETENTION_DAYS)
+        self._background(self._prune_daily(store))
+
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        stack.push_async_callback(session.close)
+        client = slack_client(settings, session)
+        slack = SlackIO(client)
+        bot = await self._identify(slack)
+        await self._check_app_token(slack, settings.slack_app_token)
+
+        rest = TrellisRest(settings.trellis_api_url)
+        stack.push_async_callback(rest.aclose)
+        tokens = token_provider(settings, rest)
+        trellis = TrellisClient(
             ws_url=settings.trellis_ws_url,
             tokens=tokens,
-            rest=self.rest,
+            rest=rest,
             max_connections=settings.max_connections,
             idle_timeout=settings.idle_timeout,
             turn_timeout=settings.turn_timeout,
             backoff=self._backoff,
             pace=self._pace,
         )
-        self.renderer = Renderer()
+        stack.push_async_callback(trellis.aclose)
+
+        access = Access.from_settings(settings)
+        bridge = self._build_bridge(
+            bot=bot, slack=slack, store=store, trellis=trellis, access=access
+        )
+        self.bridge = bridge
+        stack.push_async_callback(lambda: bridge.shutdown(self._grace))
+
+        listeners = Listeners(
+            bridge=bridge,
+            commands=Commands(
+                slack=slack,
+                store=store,
+                rest=rest,
+                tokens=tokens,
+                trellis=trellis,
+                settings=settings,
+                access=access,
+                bot=bot,
+            ),
+            home=Home(slack=slack, store=store, settings=settings, access=access, bot=bot),
+        )
+        app = build_app(client, listeners)
+        await bridge.recover()
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=client)
+        stack.push_async_callback(handler.close_async)
+        self.handler = handler
+        await handler.connect_async()
+        if settings.health_port is not None:
+            health = HealthServer(settings, self.metrics, slack=handler.client, trellis=trellis)
+            await health.start()
+            stack.push_async_callback(health.stop)
+            self.health = health
+        log.info("connected to Slack as %s; waiting for questions", bot.user_id)
+
+    # --- the part that turns questions into answers -------------------------------------------
+
+    def _build_bridge(
+        self,
+        *,
+        bot: BotIdentity,
+        slack: SlackIO,
+        store: Store,
+        trellis: TrellisClient,
+        access: Access,
+    ) -> Bridge:
+        """The chart workers, the turn runner and the bridge (entered into the exit stack)."""
+        renderer = Renderer()
+        # close() waits briefly for a chart being drawn: keep that off the event loop.
+        self._stack.push_async_callback(asyncio.to_thread, renderer.close)
         if self._warm_up_charts:
             # Start the chart workers now so the first chart does not wait for them.
-            self._warm_up = asyncio.create_task(self.renderer.warm_up())
-        slack = SlackIO(self.client)
+            warm_up = asyncio.create_task(renderer.warm_up())
+            self._stack.push_async_callback(asyncio.wait, [warm_up])
         runner = TurnRunner(
             slack=slack,
-            trellis=self.trellis,
-            store=self.store,
-            renderer=self.renderer,
-            defaults=Defaults(settings.trellis_integration_id, settings.trellis_model),
+            trellis=trellis,
+            store=store,
+            renderer=renderer,
+            defaults=Defaults(self.settings.trellis_integration_id, self.settings.trellis_model),
             update_interval=self._update_interval,
             metrics=self.metrics,
         )
-        self.bridge = Bridge(
-            bot=bot,
-            slack=slack,
-            store=self.store,
-            runner=runner,
-            access=Access(
-                allowed_channels=settings.allowed_channels,
-                allowed_users=settings.allowed_users,
-                allow_external_users=settings.allow_external_users,
-                follow_ups=settings.follow_ups,
-                per_user_identity=settings.per_user_identity,
-            ),
-        )
-        listeners = Listeners(
-            bridge=self.bridge,
-            commands=Commands(
-                client=self.client,
-                store=self.store,
-                rest=self.rest,
-                tokens=tokens,
-                trellis=self.trellis,
-                settings=settings,
-                bot=bot,
-            ),
-            home=Home(
-                client=self.client, slack=slack, store=self.store, settings=settings, bot=bot
-            ),
-        )
-        app = build_app(self.client, listeners)
-        await self.bridge.recover()
-        self.handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=self.client)
-        await self.handler.connect_async()
-        if settings.health_port is not None:
-            self.health = HealthServer(
-                settings, self.metrics, slack=self.handler.client, trellis=self.trellis
-            )
-            await self.health.start()
-        log.info("connected to Slack as %s; waiting for questions", bot.user_id)
-
-    @staticmethod
-    async def _identify(client: AsyncWebClient) -> BotIdentity:
-        auth = await _start_up_call(
-            client.auth_test(),
-            "Slack rejected SLACK_BOT_TOKEN ({error}): reinstall the app and copy its "
-            "Bot User OAuth Token (xoxb-…)",
-        )
-        return BotIdentity(
-            user_id=str(auth["user_id"]),
-            bot_id=str(auth.get("bot_id") or ""),
-            team_id=str(auth["team_id"]),
+        return Bridge(
+            bot=bot, slack=slack, store=store, runner=runner, access=access, trellis=trellis
         )
 
+    # --- start-up checks ----------------------------------------------------------------------
+
     @staticmethod
-    async def _check_app_token(client: AsyncWebClient, app_token: str) -> None:
+    async def _identify(slack: SlackIO) -> BotIdentity:
+        try:
+            return bot_identity(await slack.auth_test())
+        except SlackRefused as exc:
+            raise ConfigError(
+                [
+                    f"Slack rejected SLACK_BOT_TOKEN ({exc.error}): reinstall the app and copy "
+                    "its Bot User OAuth Token (xoxb-…)"
+                ]
+            ) from None
+
+    @staticmethod
+    async def _check_app_token(slack: SlackIO, app_token: str) -> None:
         """Ask for a Socket Mode URL once, so a wrong app token stops start-up with a clear error.
 
         slack-sdk's own connect loop would log a traceback and retry forever instead.
         """
-        await _start_up_call(
-            client.apps_connections_open(app_token=app_token),
-            "Slack refused SLACK_APP_TOKEN ({error}): check that Socket Mode is on and that the "
-            "token is this app's app-level token (xapp-…) with connections:write",
-        )
+        try:
+            await slack.check_app_token(app_token)
+        except SlackRefused as exc:
+            raise ConfigError(
+                [
+                    f"Slack refused SLACK_APP_TOKEN ({exc.error}): check that Socket Mode is on "
+                    "and that the token is this app's app-level token (xapp-…) with "
+                    "connections:write"
+                ]
+            ) from None
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop listening, let answers in progress finish (or stop them with a note), close everything."""
         if self._stopped:
             return
         self._stopped = True
-        if self.health is not None:
-            await self.health.stop()
-        if self.handler is not None:
-            await self.handler.close_async()
-        if self.bridge is not None:
-            await self.bridge.shutdown(grace)
-        if self.trellis is not None:
-            await self.trellis.aclose()
-        await self.rest.aclose()
-        if self._session is not None:
-            await self._session.close()
-        if self._warm_up is not None:
-            await asyncio.wait([self._warm_up])
-        if self.renderer is not None:
-            # close() waits briefly for a chart being drawn: keep that off the event loop.
-            await asyncio.to_thread(self.renderer.close)
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            await asyncio.wait([self._housekeeping])
-        if self.store is not None:
-            await self.store.close()
+        self._grace = grace
+        await self._stack.aclose()
         log.info("stopped; %s", self.metrics.summary())
 
     @staticmethod
@@ -368,21 +368,6 @@ class Bot:
                 await store.prune(CLAIM_RETENTION_DAYS)
             except StateError:
                 log.warning("could not prune the state file", exc_info=True)
-
-
-async def _start_up_call(call: Awaitable[AsyncSlackResponse], refused: str) -> AsyncSlackResponse:
-    """One Slack call at start-up: a refusal is a configuration problem (``refused``, with
-    ``{error}`` filled in), a network failure is not."""
-    try:
-        return await call
-    except SlackApiError as exc:
-        error = exc.response.get("error", "unknown error")
-        raise ConfigError([refused.format(error=error)]) from None
-    except (SlackClientError, OSError, aiohttp.ClientError) as exc:
-        raise SlackUnavailable(
-            f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the network, "
-            "proxy or firewall"
-        ) from None
 
 
 async def serve(settings: Settings) -> int:

@@ -6,32 +6,40 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.web.async_client import AsyncWebClient
-
-from trellis_slack.bot.commands import COMMAND, usage_lines
+from trellis_slack.bot.access import Access, Refusal, person_refusal, refusal
+from trellis_slack.bot.commands_text import COMMAND, usage_lines
 from trellis_slack.settings import Settings
 from trellis_slack.slack.blocks import Block, Rendered
-from trellis_slack.slack.events import BotIdentity
+from trellis_slack.slack.events import BotIdentity, HomeOpened, parse_home_opened
 from trellis_slack.slack.markdown import escape_mrkdwn
-from trellis_slack.slack.web import SlackIO
+from trellis_slack.slack.users import UserInfo
 from trellis_slack.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
-_NOT_ALLOWED = (
-    ":lock: You are not on the list of people who can ask me questions. "
-    "Ask whoever runs this bot in your workspace if you need access."
-)
+#: What the Home tab adds to a refusal: where to go from here.
+_ASK_FOR_ACCESS = "Ask whoever runs this bot in your workspace if you need access."
 
 
-def may_ask(settings: Settings, user_id: str) -> bool:
-    """Whether ``ALLOWED_USERS`` lets this person ask (``TRELLIS_ADMIN_USERS`` always may)."""
-    if settings.admin_users is not None and user_id in settings.admin_users:
-        return True
-    return settings.allowed_users is None or user_id in settings.allowed_users
+def not_allowed_line(why: Refusal) -> str:
+    """The Home tab's line for someone who may not ask the bot anywhere."""
+    text = why.reason.removeprefix("Sorry, ")
+    return f":lock: {text[0].upper()}{text[1:]} {_ASK_FOR_ACCESS}"
+
+
+class HomeSlack(Protocol):
+    """The Slack calls the App Home makes: ``SlackIO``."""
+
+    async def user(self, user_id: str, *, fresh: bool = False) -> UserInfo | None:
+        """``users.info`` (cached); None when it failed."""
+
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> bool:
+        """Show ``view`` as this person's Home tab."""
+
+    async def post(self, channel: str, thread_ts: str | None, body: Rendered) -> str | None:
+        """Post a message; its ``ts``, or None."""
 
 
 def _section(text: str) -> Block:
@@ -63,7 +71,9 @@ def defaults_lines(settings: Settings) -> list[str]:
     ]
 
 
-def home_view(bot: BotIdentity, settings: Settings, *, allowed: bool) -> dict[str, Any]:
+def home_view(
+    bot: BotIdentity, settings: Settings, *, refused: Refusal | None = None
+) -> dict[str, Any]:
     """The Home tab: how to ask, the current defaults, and how admins change them per channel.
 
     ``private_metadata`` holds a digest of the blocks, so an unchanged tab is not published again.
@@ -75,8 +85,8 @@ def home_view(bot: BotIdentity, settings: Settings, *, allowed: bool) -> dict[st
             "from Trellis, the AI data analyst, with numbers, tables and charts."
         ),
     ]
-    if not allowed:
-        blocks.append(_section(_NOT_ALLOWED))
+    if refused is not None:
+        blocks.append(_section(not_allowed_line(refused)))
     blocks += [
         _section("*How to ask*\n" + "\n".join(usage_lines(bot.user_id, settings.follow_ups))),
         {"type": "divider"},
@@ -118,59 +128,70 @@ class Home:
     * The Home tab is published whenever it is opened and its content changed (a digest in
       ``private_metadata`` tells), so it always shows the current defaults without a
       ``views.publish`` on every visit.
+    * Who may ask follows ``bot/access.py``; the person's workspace comes from ``users.info``
+      (cached). Someone who may not ask anywhere sees why on the Home tab; someone who may not
+      ask in their DM with the bot is not greeted there.
     * The greeting is claimed in the state file before it is posted, so two quick visits (or a
       redelivered event) greet once; when the post fails the claim is released and the next visit
-      tries again. People ``ALLOWED_USERS`` leaves out are not greeted (their Home tab says why).
+      tries again.
     """
 
     def __init__(
         self,
         *,
-        client: AsyncWebClient,
-        slack: SlackIO,
+        slack: HomeSlack,
         store: Store,
         settings: Settings,
+        access: Access,
         bot: BotIdentity,
     ) -> None:
-        self._client = client
         self._slack = slack
         self._store = store
         self._settings = settings
+        self._access = access
         self._bot = bot
 
     async def opened(self, event: Mapping[str, Any]) -> None:
         """Someone opened the app's Home or Messages tab."""
-        user = event.get("user")
-        if not isinstance(user, str) or not user:
-            log.warning("an app_home_opened event without a user was ignored")
+        visit = parse_home_opened(event)
+        if visit is None:
             return
-        tab = event.get("tab")
-        if tab == "home":
-            await self._publish(user, event.get("view"))
-        elif tab == "messages":
-            channel = event.get("channel")
-            await self._greet(user, channel if isinstance(channel, str) and channel else user)
+        if visit.tab == "home":
+            await self._publish(visit)
+        elif visit.tab == "messages":
+            await self._greet(visit)
 
-    async def _publish(self, user: str, shown: object) -> None:
-        view = home_view(self._bot, self._settings, allowed=may_ask(self._settings, user))
-        if isinstance(shown, Mapping) and shown.get("private_metadata") == view["private_metadata"]:
+    async def _team_of(self, user_id: str) -> str | None:
+        """The person's workspace (None when Slack cannot say: treated as this one)."""
+        info = await self._slack.user(user_id)
+        return info.team_id if info is not None else None
+
+    async def _publish(self, visit: HomeOpened) -> None:
+        user = visit.user_id
+        refused = person_refusal(
+            self._access,
+            user_id=user,
+            user_team_id=await self._team_of(user),
+            bot_team_id=self._bot.team_id,
+        )
+        view = home_view(self._bot, self._settings, refused=refused)
+        if visit.shown_digest == view["private_metadata"]:
             log.debug("the Home tab of %s is current", user)
             return
-        try:
-            await self._client.views_publish(user_id=user, view=view)
-        except SlackApiError as exc:
-            log.warning(
-                "Slack views.publish failed: %s", exc.response.get("error", "unknown error")
-            )
-        except (TimeoutError, SlackClientError, OSError) as exc:
-            log.warning("Slack views.publish failed: %s", type(exc).__name__)
+        await self._slack.publish_home(user, view)
 
-    async def _greet(self, user: str, channel: str) -> None:
-        if not may_ask(self._settings, user):
-            return
-        allowed = self._settings.allowed_channels
-        if allowed is not None and channel not in allowed:
-            return  # the bot will not answer in this DM: do not invite questions there
+    async def _greet(self, visit: HomeOpened) -> None:
+        user, channel = visit.user_id, visit.channel_id
+        refused = refusal(
+            self._access,
+            user_id=user,
+            user_team_id=await self._team_of(user),
+            bot_team_id=self._bot.team_id,
+            channel_id=channel,
+            is_dm=True,
+        )
+        if refused is not None:
+            return  # the bot will not answer this person here: do not invite questions
         team = self._bot.team_id
         if not await self._store.claim_greeting(team, user):
             return

@@ -1,23 +1,35 @@
-"""Decide what a Slack `message` or `app_mention` event means: question, edit, deletion or noise."""
+"""Slack's JSON parsed once: what an event, a button click, a slash command or a Home visit means.
+
+Messages and mentions become a question, an edit, a deletion or noise (`classify_message`,
+`classify_app_mention`); button clicks, ``/trellis`` payloads and ``app_home_opened`` become small
+typed values (`parse_button`, `parse_slash_command`, `parse_home_opened`). Nothing here does I/O.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trellis_slack.slack.text import mentioned_user_ids, question_text
+
 __all__ = [
     "BotIdentity",
+    "ButtonClick",
     "Deletion",
     "Edit",
+    "HomeOpened",
     "Ignore",
     "Meaning",
     "Question",
+    "SlashCommand",
     "classify_app_mention",
     "classify_message",
     "mentioned_user_ids",
+    "parse_button",
+    "parse_home_opened",
+    "parse_slash_command",
     "question_text",
 ]
 
@@ -310,72 +322,85 @@ def classify_app_mention(event: Mapping[str, Any], bot: BotIdentity) -> Meaning:
     return _question(event, bot, kind="app_mention", mentioned=True)
 
 
-# --- the text sent to Trellis ---------------------------------------------------------------------
-
-_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
-_SPECIAL = re.compile(r"<([^<>\s][^<>]*)>")
-_BROADCASTS = frozenset({"here", "channel", "everyone"})
-_SCHEMES = re.compile(r"^(?:https?://|mailto:|tel:)")
+# --- buttons, slash commands and the App Home -----------------------------------------------------
 
 
-def mentioned_user_ids(text: str, *, exclude: Collection[str] = ()) -> tuple[str, ...]:
-    """The user ids `<@U…>` mentioned in Slack text, first mention first, without repeats.
+@dataclass(frozen=True, slots=True)
+class ButtonClick:
+    """Someone clicked one of the bot's buttons (Stop, Retry) under an answer."""
 
-    `exclude` (say, the bot's own user id) is left out.
-    """
-    seen: dict[str, None] = {}
-    for match in _USER_MENTION.finditer(text):
-        if match.group(1) not in exclude:
-            seen.setdefault(match.group(1))
-    return tuple(seen)
-
-
-def _link(target: str, label: str) -> str:
-    """A Slack link as words: "label (url)", or just one of them when they say the same."""
-    if not label:
-        return target
-    bare = _SCHEMES.sub("", target).rstrip("/")
-    if label in {target, bare}:
-        return label
-    return f"{label} ({target})"
+    channel_id: str
+    #: The question the button belongs to (the button's ``value``).
+    question_ts: str
+    user_id: str
+    #: The message the button sat in, when Slack says.
+    message_ts: str | None
 
 
-def _special(target: str, label: str) -> str:
-    """`<!…>`: @here, @channel, @everyone, a user group or a date's fallback text."""
-    keyword = target[1:]
-    if keyword in _BROADCASTS:
-        return "@" + keyword
-    if label:
-        return label
-    if keyword.startswith("subteam^"):
-        return "@" + keyword.partition("^")[2]
-    return "@" + keyword.partition("^")[0]
+def parse_button(body: Mapping[str, Any]) -> ButtonClick | None:
+    """A ``block_actions`` payload as a click; None (and a warning) when fields are missing."""
+    try:
+        action = body["actions"][0]
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or body["channel"]["id"]
+        return ButtonClick(
+            channel_id=str(channel),
+            question_ts=str(action["value"]),
+            user_id=str(body["user"]["id"]),
+            message_ts=_str(container, "message_ts"),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError):
+        logger.warning("a button payload without the fields it needs was ignored")
+        return None
 
 
-def question_text(text: str, bot_user_id: str, names: Mapping[str, str]) -> str:
-    """The question as sent to Trellis: our mention removed, Slack's markup turned into words.
+@dataclass(frozen=True, slots=True)
+class SlashCommand:
+    """A slash command someone ran: its text, who, where, and where to answer."""
 
-    Other users become @name (`names` maps ids to names, falling back to the id), channels #name,
-    links "label (url)"; &amp; &lt; &gt; are unescaped and surrounding whitespace trimmed.
-    """
-    own = re.compile(rf"[ \t]*<@{re.escape(bot_user_id)}(?:\|[^<>]*)?>[,:]?[ \t]*")
+    text: str
+    user_id: str
+    channel_id: str
+    is_dm: bool
+    response_url: str | None
 
-    def drop_own(match: re.Match[str]) -> str:
-        before = text[match.start() - 1] if match.start() > 0 else "\n"
-        after = text[match.end()] if match.end() < len(text) else "\n"
-        return "" if "\n" in (before, after) else " "
 
-    def words(match: re.Match[str]) -> str:
-        target, _, label = match.group(1).partition("|")
-        if target.startswith("@"):
-            user_id = target[1:]
-            return "@" + names.get(user_id, label.lstrip("@") or user_id)
-        if target.startswith("#"):
-            return "#" + (label or names.get(target[1:], target[1:]))
-        if target.startswith("!"):
-            return _special(target, label)
-        return _link(target, label)
+def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand:
+    """A ``slash_commands`` payload; missing fields are empty (the command then refuses)."""
+    channel = _str(body, "channel_id") or ""
+    text = body.get("text")
+    return SlashCommand(
+        text=text if isinstance(text, str) else "",
+        user_id=_str(body, "user_id") or "",
+        channel_id=channel,
+        is_dm=body.get("channel_name") == "directmessage" or channel.startswith("D"),
+        response_url=_str(body, "response_url"),
+    )
 
-    stripped = own.sub(drop_own, text)
-    readable = _SPECIAL.sub(words, stripped)
-    return readable.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+@dataclass(frozen=True, slots=True)
+class HomeOpened:
+    """Someone opened the app's Home or Messages tab."""
+
+    user_id: str
+    tab: str  # "home" | "messages"
+    #: The person's DM with the bot (their Messages tab); the user id when Slack leaves it out.
+    channel_id: str
+    #: ``private_metadata`` of the Home tab they see now, if any.
+    shown_digest: str | None
+
+
+def parse_home_opened(event: Mapping[str, Any]) -> HomeOpened | None:
+    """An ``app_home_opened`` event; None (and a warning) without a user."""
+    user = _str(event, "user") if isinstance(event, Mapping) else None
+    if user is None:
+        logger.warning("an app_home_opened event without a user was ignored")
+        return None
+    view = event.get("view")
+    digest = view.get("private_metadata") if isinstance(view, Mapping) else None
+    return HomeOpened(
+        user_id=user,
+        tab=_str(event, "tab") or "",
+        channel_id=_str(event, "channel") or user,
+        shown_digest=digest if isinstance(digest, str) else None,
+    )

@@ -1,67 +1,131 @@
-"""The Slack Web API shell: post, update, delete and upload, with failures logged instead of raised."""
+"""The Slack Web API shell: every call the bot makes to Slack, with Slack's failures translated once.
+
+Two ways to call, and each method says which it uses:
+
+* **strict** (``api_call`` and the start-up calls): a refusal raises ``SlackRefused`` with Slack's
+  error code, a network failure or time-out ``SlackUnavailable``; callers decide what that means.
+* **forgiving** (posting, updating, deleting, looking people up, publishing the Home tab,
+  answering a slash command): the failure is logged with the method and Slack's error code and
+  reported as ``None`` / ``False``. One failed post must never end a turn.
+
+Rate limits are retried by the client's ``AsyncRateLimitErrorRetryHandler`` (see `web_client`).
+``LiveMessage`` lives in ``slack/live.py`` and is importable from here too.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from trellis_slack.errors import SlackError, SlackRefused, SlackUnavailable
 from trellis_slack.slack.blocks import Rendered
+from trellis_slack.slack.live import LiveMessage
+from trellis_slack.slack.users import UserInfo, parse_user
+
+__all__ = ["LiveMessage", "SlackIO", "UserInfo", "web_client"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Methods that take form/query parameters rather than a JSON body.
 _READ_METHODS = frozenset(
     {"users.info", "conversations.info", "conversations.replies", "files.info"}
 )
+#: Seconds to wait for Slack to take a slash command's answer at its ``response_url``.
+_RESPONSE_TIMEOUT = 10
 
 
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    """What the bridge needs to know about a Slack user."""
+def web_client(
+    token: str, base_url: str, session: aiohttp.ClientSession, *, retries: bool = True
+) -> AsyncWebClient:
+    """The Web API client: ``base_url`` (``SLACK_API_URL``), 429s retried after ``Retry-After``.
 
-    user_id: str
-    name: str
-    email: str | None
-    team_id: str | None
-    is_bot: bool
-    is_admin: bool
+    One shared ``aiohttp`` session keeps connections to Slack alive: without it slack-sdk opens a
+    new connection for every call, which at a thousand conversations costs more than the calls.
+    ``retries=False`` (``trellis-slack check``) reports what happens now instead.
+    """
+    handlers = (
+        [
+            AsyncRateLimitErrorRetryHandler(max_retry_count=6),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        ]
+        if retries
+        else []
+    )
+    return AsyncWebClient(token=token, base_url=base_url, session=session, retry_handlers=handlers)
+
+
+def _log_failure(method: str, exc: SlackError) -> None:
+    reason = exc.error if isinstance(exc, SlackRefused) else str(exc)
+    log.warning("Slack %s failed: %s", method, reason)
 
 
 class SlackIO:
-    """Thin wrapper over ``AsyncWebClient``.
-
-    Slack failures are logged with the method and Slack's error code and reported as ``None`` /
-    ``False``: one failed post must never end a turn, and callers decide what the user sees.
-    Rate limits are retried by the client's ``AsyncRateLimitErrorRetryHandler``.
-    """
+    """The one door to Slack's Web API (and to slash commands' ``response_url``)."""
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self._users: dict[str, UserInfo] = {}
         self.calls = 0
 
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
-        self.calls += 1
+    @staticmethod
+    async def _translated(method: str, call: Awaitable[T]) -> T:
+        """Await a slack-sdk call; its failures become ``SlackRefused`` / ``SlackUnavailable``."""
         try:
-            if method in _READ_METHODS:
-                response = await self.client.api_call(method, params=kwargs)
-            else:
-                response = await self.client.api_call(method, json=kwargs)
+            return await call
         except SlackApiError as exc:
-            log.warning("Slack %s failed: %s", method, exc.response.get("error", "unknown error"))
-            return None
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            raise SlackRefused(method, str(error or "unknown_error")) from exc
         except (TimeoutError, SlackClientError, OSError, aiohttp.ClientError) as exc:
-            log.warning("Slack %s failed: %s", method, type(exc).__name__)
+            raise SlackUnavailable(
+                f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__}): check the "
+                "network, proxy or firewall"
+            ) from exc
+
+    async def api_call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """Call ``method`` (strict): Slack's answer, or ``SlackRefused`` / ``SlackUnavailable``."""
+        self.calls += 1
+        if method in _READ_METHODS:
+            call = self.client.api_call(method, params=kwargs)
+        else:
+            call = self.client.api_call(method, json=kwargs)
+        response = await self._translated(method, call)
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        """Call ``method`` (forgiving): Slack's answer, or None after logging why not."""
+        try:
+            return await self.api_call(method, **kwargs)
+        except SlackError as exc:
+            _log_failure(method, exc)
             return None
-        return dict(response.data) if isinstance(response.data, dict) else None
+
+    # -- start-up (strict) --
+
+    async def auth_test(self) -> dict[str, Any]:
+        """``auth.test``: who the bot token belongs to."""
+        return await self.api_call("auth.test")
+
+    async def check_app_token(self, app_token: str) -> None:
+        """Ask for a Socket Mode URL with the app-level token (the URL is neither opened nor kept)."""
+        self.calls += 1
+        await self._translated(
+            "apps.connections.open", self.client.apps_connections_open(app_token=app_token)
+        )
+
+    # -- messages and files (forgiving) --
 
     async def post(self, channel: str, thread_ts: str | None, body: Rendered) -> str | None:
         """Post a message (in a thread when ``thread_ts`` is given); its ``ts``, or None."""
@@ -113,17 +177,17 @@ class SlackIO:
         if alt_text:
             upload["alt_txt"] = alt_text[:1000]
         try:
-            response = await self.client.files_upload_v2(
-                file_uploads=[upload],
-                channel=channel,
-                thread_ts=thread_ts,
-                initial_comment=comment,
+            response = await self._translated(
+                "files.upload",
+                self.client.files_upload_v2(
+                    file_uploads=[upload],
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    initial_comment=comment,
+                ),
             )
-        except SlackApiError as exc:
-            log.warning("Slack file upload failed: %s", exc.response.get("error", "unknown error"))
-            return None
-        except (TimeoutError, SlackClientError, OSError, aiohttp.ClientError) as exc:
-            log.warning("Slack file upload failed: %s", type(exc).__name__)
+        except SlackError as exc:
+            _log_failure("files.upload", exc)
             return None
         files = response.get("files") or []
         file_id = files[0].get("id") if files and isinstance(files[0], dict) else None
@@ -153,33 +217,19 @@ class SlackIO:
         """Delete a file the bot uploaded."""
         return await self._call("files.delete", file=file_id) is not None
 
-    async def user(self, user_id: str) -> UserInfo | None:
-        """``users.info``, cached for the life of the process."""
-        cached = self._users.get(user_id)
+    async def user(self, user_id: str, *, fresh: bool = False) -> UserInfo | None:
+        """``users.info``, cached for the life of the process; ``fresh`` asks Slack again.
+
+        Admin rights are looked up ``fresh`` (someone who stopped being an admin loses the right
+        at once); names, e-mails and teams come from the cache.
+        """
+        cached = None if fresh else self._users.get(user_id)
         if cached is not None:
             return cached
         data = await self._call("users.info", user=user_id)
-        user = data.get("user") if data else None
-        if not isinstance(user, dict):
-            return None
-        profile = user.get("profile") or {}
-        name = (
-            profile.get("display_name")
-            or profile.get("real_name")
-            or user.get("real_name")
-            or user.get("name")
-            or user_id
-        )
-        email = profile.get("email")
-        info = UserInfo(
-            user_id=user_id,
-            name=str(name),
-            email=email if isinstance(email, str) and email else None,
-            team_id=user.get("team_id") if isinstance(user.get("team_id"), str) else None,
-            is_bot=bool(user.get("is_bot")),
-            is_admin=bool(user.get("is_admin") or user.get("is_owner")),
-        )
-        self._users[user_id] = info
+        info = parse_user(user_id, data.get("user") if data else None)
+        if info is not None:
+            self._users[user_id] = info
         return info
 
     async def names(self, user_ids: Sequence[str]) -> dict[str, str]:
@@ -187,65 +237,27 @@ class SlackIO:
         infos = await asyncio.gather(*(self.user(uid) for uid in dict.fromkeys(user_ids)))
         return {info.user_id: info.name for info in infos if info is not None}
 
+    # -- the App Home and slash commands (forgiving) --
 
-class LiveMessage:
-    """A bot message that changes as an answer progresses, updated at most once per ``interval``.
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> bool:
+        """Show ``view`` as this person's Home tab."""
+        return await self._call("views.publish", user_id=user_id, view=view) is not None
 
-    ``show`` only records the latest body; a background flush sends it when the gap allows, so a
-    burst of Trellis events costs one ``chat.update``. The gap starts at ``interval`` and doubles
-    after each update up to four times ``interval``: the first seconds of an answer feel alive,
-    and a long answer (or a thousand at once) stays far below Slack's ``chat.update`` rate limit.
-    A short text-only answer costs at most five Slack calls: post, three updates, the answer.
-    ``finish`` sends the final body at once (after any update in flight) and stops updating.
-    """
-
-    def __init__(self, slack: SlackIO, channel: str, ts: str, *, interval: float = 1.0) -> None:
-        self.slack = slack
-        self.channel = channel
-        self.ts = ts
-        self.interval = interval
-        self._pending: Rendered | None = None
-        self._last_sent = 0.0
-        self._gap = interval
-        self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
-        self._sending = False
-        self._finished = False
-
-    def show(self, body: Rendered) -> None:
-        """Ask for ``body`` to be shown soon (throttled)."""
-        if self._finished:
-            return
-        self._pending = body
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        wait = self._last_sent + self._gap - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        async with self._lock:
-            body, self._pending = self._pending, None
-            if body is None or self._finished:
-                return
-            if self._last_sent:
-                self._gap = min(self._gap * 2, self.interval * 4)
-            self._last_sent = time.monotonic()
-            self._sending = True
-            try:
-                await self.slack.update(self.channel, self.ts, body)
-            finally:
-                self._sending = False
-
-    async def finish(self, body: Rendered | None) -> bool:
-        """Show ``body`` now (or nothing, when None) and stop updating; True if Slack took it."""
-        self._finished = True
-        flusher = self._flusher
-        if flusher is not None and not flusher.done() and not self._sending:
-            # Still waiting for its turn: it will not send. An update already on its way is
-            # let through (the lock below waits for it), so it cannot land after the final one.
-            flusher.cancel()
-        async with self._lock:
-            if body is None:
-                return True
-            return await self.slack.update(self.channel, self.ts, body)
+    async def respond(self, response_url: str, body: Rendered) -> bool:
+        """Answer a slash command privately (ephemeral) through its ``response_url``."""
+        self.calls += 1
+        webhook = AsyncWebhookClient(
+            response_url, session=self.client.session, timeout=_RESPONSE_TIMEOUT
+        )
+        try:
+            response = await self._translated(
+                "response_url",
+                webhook.send(text=body.text, blocks=list(body.blocks), response_type="ephemeral"),
+            )
+        except SlackError as exc:
+            _log_failure("response_url", exc)
+            return False
+        if response.status_code != 200:
+            log.warning("Slack response_url failed: HTTP %d", response.status_code)
+            return False
+        return True
