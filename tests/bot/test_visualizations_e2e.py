@@ -101,3 +101,26 @@ async def test_big_table_comes_with_the_full_csv(
     lines = csv.content.decode().strip().splitlines()
     assert len(lines) == 251
     assert lines[-1].startswith("Customer 249")
+
+
+async def test_chart_workers_start_with_the_first_chart(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A running bot has no chart worker until an answer brings a chart; then it has."""
+    assert bot.renderer is not None
+    assert bot.renderer.worker_pids == ()
+    trellis.responder = lambda q: [
+        Step.table(["Region", "Sales"], [["North", "1,234,000"]]),
+        Step.message("A table only."),
+    ]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} sales table")
+    await answered(slack, CHANNEL, ts, "A table only.")
+    assert bot.renderer.worker_pids == ()
+    trellis.responder = lambda q: [
+        Step.chart("bar", REGIONS, title="Orders by Region"),
+        Step.message("With a chart."),
+    ]
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders chart")
+    msgs = await answered(slack, CHANNEL, ts, "With a chart.")
+    assert kinds(msgs) == ["file:png", "text"]
+    assert bot.renderer.worker_pids

@@ -1,99 +1,31 @@
-"""Tests for trellis_slack.viz.renderer: payload validation, fallbacks and the render pool."""
+"""Tests for trellis_slack.viz.render: payload validation and fallbacks (drawn in this process)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
-import os
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.viz.samples import (
+    ORDERS,
+    PNG_SIGNATURE,
+    SALES_TABLE,
+    cells,
+    chart,
+    context,
+    image,
+    note,
+    table,
+)
 from trellis_slack.viz.renderer import (
     ChartImage,
-    Rendered,
-    Renderer,
     TableMessage,
     VisualizationNote,
     render_sync,
 )
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-#: The contract's own example (v-seed).
-ORDERS: dict[str, Any] = {
-    "id": "ab12xy3456",
-    "type": "chart",
-    "chart_type": "bar",
-    "title": "Orders by Region",
-    "data": {
-        "values": [
-            {"label": "North", "value": 412},
-            {"label": "South", "value": 289},
-            {"label": "East", "value": 531},
-        ],
-        "x_axis_label": "Region",
-        "y_axis_label": "Orders",
-    },
-}
-SALES_TABLE: dict[str, Any] = {
-    "id": "kl78mn9012",
-    "type": "table",
-    "headers": ["Region", "Sales"],
-    "rows": [["North", "1,234,000"], ["South", "987,500"], ["East", "2,100,000"]],
-}
-
-
-def chart(chart_type: object, values: object, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "cc00000000",
-        "type": "chart",
-        "chart_type": chart_type,
-        "data": {"values": values},
-    }
-
-
-def only(items: list[Rendered]) -> Rendered:
-    assert len(items) == 1, items
-    return items[0]
-
-
-def image(items: list[Rendered]) -> ChartImage:
-    item = only(items)
-    assert isinstance(item, ChartImage), item
-    return item
-
-
-def table(items: list[Rendered]) -> TableMessage:
-    item = only(items)
-    assert isinstance(item, TableMessage), item
-    return item
-
-
-def note(items: list[Rendered]) -> VisualizationNote:
-    item = only(items)
-    assert isinstance(item, VisualizationNote), item
-    return item
-
-
-def cells(message: TableMessage) -> list[list[str]]:
-    rows = message.blocks[0]["rows"]
-    return [
-        [
-            c["text"] if c["type"] == "raw_text" else c["elements"][0]["elements"][0]["text"]
-            for c in r
-        ]
-        for r in rows
-    ]
-
-
-def context(message: TableMessage) -> str:
-    return " ".join(b["elements"][0]["text"] for b in message.blocks if b["type"] == "context")
-
 
 # --- charts -------------------------------------------------------------------------------
 
@@ -349,105 +281,7 @@ def test_payload_text_cannot_mention_everyone() -> None:
 def test_logs_name_the_visualization_but_not_its_data(caplog: pytest.LogCaptureFixture) -> None:
     """A bad payload is logged with its id, never with its contents."""
     values = [{"label": "secret-customer", "value": "secret-value"}]
-    with caplog.at_level(logging.DEBUG, logger="trellis_slack.viz.renderer"):
+    with caplog.at_level(logging.DEBUG, logger="trellis_slack.viz"):
         render_sync("logid00000", "chart", chart("bar", values))
     assert "logid00000" in caplog.text
     assert "secret" not in caplog.text
-
-
-# --- the render pool ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def renderer() -> Iterator[Renderer]:
-    pool = Renderer(max_workers=2)
-    yield pool
-    pool.close()
-
-
-async def test_renderer_draws_charts_in_worker_processes(renderer: Renderer) -> None:
-    """Charts come back from the pool as PNGs; tables come back too."""
-    async with asyncio.timeout(30):
-        await renderer.warm_up()
-        assert len(renderer.worker_pids) == 2
-        assert os.getpid() not in renderer.worker_pids
-        drawn = image(await renderer.render("rp00000000", "chart", ORDERS))
-        shown = table(await renderer.render("rp00000001", "table", SALES_TABLE))
-    assert drawn.png.startswith(PNG_SIGNATURE)
-    assert shown.csv is None
-
-
-async def test_event_loop_keeps_ticking_while_charts_render(renderer: Renderer) -> None:
-    """While eight charts render in worker processes, the event loop keeps running other work."""
-    values = [{"label": f"Day {i}", "value": i * 3} for i in range(100)]
-    ticks = 0
-    done = asyncio.Event()
-
-    async def tick() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            await asyncio.sleep(0)  # yield to the loop; count how often it comes back
-            ticks += 1
-
-    async with asyncio.timeout(30):
-        await renderer.warm_up()
-        ticker = asyncio.create_task(tick())
-        results = await asyncio.gather(
-            *(renderer.render(f"lag{i:07d}", "chart", chart("line", values)) for i in range(8))
-        )
-        done.set()
-        await ticker
-    assert all(isinstance(only(r), ChartImage) for r in results)
-    # The drawing happens in the pool's processes, not this one, and the loop kept ticking
-    # while they worked (the lag itself is measured by bench/bench_charts.py, not asserted).
-    assert renderer.worker_pids
-    assert os.getpid() not in renderer.worker_pids
-    assert ticks >= 2
-
-
-async def test_same_id_is_rendered_once(renderer: Renderer) -> None:
-    """The same visualization id twice (at once, or later) is drawn once and shared."""
-    async with asyncio.timeout(30):
-        first, second = await asyncio.gather(
-            renderer.render("dup0000000", "chart", ORDERS),
-            renderer.render("dup0000000", "chart", ORDERS),
-        )
-        third = await renderer.render("dup0000000", "chart", ORDERS)
-    assert image(first) is image(second) is image(third)
-
-
-async def test_a_killed_worker_is_replaced_and_the_chart_still_arrives() -> None:
-    """When the worker process dies, a fresh pool draws the chart."""
-    renderer = Renderer(max_workers=1)
-    try:
-        async with asyncio.timeout(30):
-            await renderer.warm_up()
-            (victim,) = renderer.worker_pids
-            os.kill(victim, signal.SIGKILL)
-            result = image(await renderer.render("kw00000000", "chart", ORDERS))
-            assert victim not in renderer.worker_pids
-    finally:
-        renderer.close()
-    assert result.png.startswith(PNG_SIGNATURE)
-
-
-async def test_a_render_that_takes_too_long_gives_the_data_as_a_table() -> None:
-    """A chart the workers do not finish in time is shown as its data with a note."""
-    renderer = Renderer(max_workers=1, timeout=0.001)
-    try:
-        async with asyncio.timeout(30):
-            result = table(await renderer.render("to00000000", "chart", ORDERS))
-    finally:
-        renderer.close()
-    assert result.note is not None
-    assert "took too long" in result.note
-    assert cells(result)[1] == ["North", "412"]
-
-
-async def test_closed_renderer_answers_with_a_note() -> None:
-    """After close(), rendering a chart gives its data as a table instead of raising."""
-    renderer = Renderer(max_workers=1)
-    renderer.close()
-    async with asyncio.timeout(5):
-        result = await renderer.render("cl00000000", "chart", ORDERS)
-    assert isinstance(only(result), TableMessage)
