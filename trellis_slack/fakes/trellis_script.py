@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 #: Pseudo-events the server acts on instead of sending them as ``{"event", "data"}``.
 PAUSE: Final = "@pause"
@@ -70,6 +70,23 @@ class Step:
     def message(cls, content: str, *, message_id: str | None = None, delay: float = 0.0) -> Step:
         """The final ``message``; without ``message_id`` the server assigns one."""
         data: dict[str, Any] = {"content": content}
+        if message_id is not None:
+            data["id"] = message_id
+        return cls("message", data, delay)
+
+    @classmethod
+    def malformed_message(
+        cls,
+        *,
+        content: Literal["missing", "null"] = "missing",
+        message_id: str | None = None,
+        delay: float = 0.0,
+    ) -> Step:
+        """A final ``message`` whose ``content`` is missing or ``null``, as a faulty Trellis sends.
+
+        The server still treats it as the end of the turn (and stores an empty answer).
+        """
+        data: dict[str, Any] = {} if content == "missing" else {"content": None}
         if message_id is not None:
             data["id"] = message_id
         return cls("message", data, delay)

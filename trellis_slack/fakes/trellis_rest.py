@@ -1,0 +1,141 @@
+"""The fake Trellis's REST API (v-current): authenticate, create a chat, models, integrations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from trellis_slack.fakes.trellis_state import TrellisState, new_id, opt_str
+
+__all__ = ["build_rest_app"]
+
+
+def build_rest_app(state: TrellisState) -> web.Application:
+    """The aiohttp app serving ``state``; the seed version has no REST routes at all."""
+    return _Routes(state).app()
+
+
+class _Routes:
+    """The REST handlers over one :class:`TrellisState`."""
+
+    def __init__(self, state: TrellisState) -> None:
+        self.state = state
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        if self.state.version == "current":
+            app.router.add_post("/v1/authenticate", self._authenticate)
+            app.router.add_post("/v1/chats/create", self._create_chat)
+            app.router.add_get("/v1/models", self._models)
+            app.router.add_get("/v1/integrations", self._integrations)
+            app.router.add_get("/v1/chats/{chat_id}", self._get_chat)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.state.rest_faults:
+            status, detail, retry_after = self.state.rest_faults.popleft()
+            headers = {}
+            if status == 429 and retry_after is not None:
+                headers["Retry-After"] = f"{retry_after:g}"
+            return web.json_response({"detail": detail}, status=status, headers=headers)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            return web.json_response({"detail": exc.reason}, status=exc.status)
+
+    def _bearer_sub(self, request: web.Request) -> str | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        claims = self.state.verify(token.strip()) if scheme.lower() == "bearer" else None
+        if claims is None:
+            self.state.auth_failures += 1
+            return None
+        return str(claims["sub"])
+
+    @staticmethod
+    def _unauthorized() -> web.Response:
+        return web.json_response(
+            {"detail": "Invalid or missing bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> dict[str, Any] | None:
+        if not request.can_read_body:
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def _authenticate(self, request: web.Request) -> web.Response:
+        state = self.state
+        if request.headers.get("X-API-Key") not in state.api_keys:
+            state.auth_failures += 1
+            return web.json_response({"detail": "Invalid API key"}, status=401)
+        body = await self._json_body(request)
+        email = body.get("email") if body is not None else None
+        if not isinstance(email, str) or "@" not in email:
+            return web.json_response({"detail": "email is required"}, status=422)
+        member_id = state.members.setdefault(email.lower(), new_id("mem"))
+        expires = time.time() + state.token_ttl
+        return web.json_response(
+            {
+                "token": state.make_token(member_id, exp=expires),
+                "member_id": member_id,
+                "organization_id": state.organization_id,
+                "expires_at": datetime.fromtimestamp(int(expires), UTC).isoformat(),
+            }
+        )
+
+    async def _create_chat(self, request: web.Request) -> web.Response:
+        sub = self._bearer_sub(request)
+        if sub is None:
+            return self._unauthorized()
+        body = await self._json_body(request)
+        if body is None:
+            return web.json_response({"detail": "body must be a JSON object"}, status=422)
+        if len(self.state.open_chats(sub)) >= self.state.max_open_chats:
+            return web.json_response(
+                {"detail": "Too many open chats", "code": "OPEN_CHAT_CAP"}, status=409
+            )
+        chat = self.state.create_chat(
+            sub, opt_str(body.get("title")) or "New chat", opt_str(body.get("integration_id"))
+        )
+        return web.json_response(
+            {
+                "id": chat.id,
+                "title": chat.title,
+                "integration_id": chat.integration_id,
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if self._bearer_sub(request) is None:
+            return self._unauthorized()
+        models = self.state.models
+        first = models[0] if models else None
+        default = first.get("model_id") if isinstance(first, Mapping) else first
+        return web.json_response({"models": models, "default": default})
+
+    async def _integrations(self, request: web.Request) -> web.Response:
+        if self._bearer_sub(request) is None:
+            return self._unauthorized()
+        return web.json_response({"integrations": self.state.integrations})
+
+    async def _get_chat(self, request: web.Request) -> web.Response:
+        sub = self._bearer_sub(request)
+        if sub is None:
+            return self._unauthorized()
+        chat = self.state.owned_chat(request.match_info["chat_id"], sub)
+        if chat is None:
+            return web.json_response({"detail": "Chat not found"}, status=404)
+        return web.json_response(chat.as_json())

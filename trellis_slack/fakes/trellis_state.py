@@ -1,0 +1,295 @@
+"""What the fake Trellis holds: its settings, chats, members, tokens, counters and queued faults."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import jwt
+
+from trellis_slack.fakes.trellis_script import Responder, echo
+
+__all__ = [
+    "DEFAULT_INTEGRATIONS",
+    "DEFAULT_MODELS",
+    "FakeChat",
+    "FakeMessage",
+    "Problem",
+    "Received",
+    "TrellisState",
+    "Version",
+    "new_id",
+    "opt_str",
+]
+
+Version = Literal["seed", "current"]
+
+DEFAULT_MODELS: Final[tuple[dict[str, str], ...]] = (
+    {
+        "model_id": "claude-sonnet-4-6",
+        "display_name": "Claude Sonnet 4.6",
+        "description": "Balanced speed and depth; the default.",
+    },
+    {
+        "model_id": "claude-opus-4-6",
+        "display_name": "Claude Opus 4.6",
+        "description": "Deepest analysis, slower.",
+    },
+    {
+        "model_id": "claude-haiku-4-5",
+        "display_name": "Claude Haiku 4.5",
+        "description": "Fastest answers for simple questions.",
+    },
+)
+
+DEFAULT_INTEGRATIONS: Final[tuple[dict[str, str], ...]] = (
+    {
+        "id": "550e8400-e29b-41d4-a716-446655440000",
+        "display_name": "Demo warehouse",
+        "type": "postgres",
+    },
+)
+
+# (window in seconds, most send_message allowed in it) per socket, and per token.
+SOCKET_LIMITS: Final = ((10.0, 3), (60.0, 10))
+TOKEN_LIMITS: Final = ((60.0, 30),)
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id such as ``chat_1a2b3c4d5e6f``."""
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def opt_str(value: object) -> str | None:
+    """``value`` when it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class FakeMessage:
+    """One message in a fake chat."""
+
+    id: str
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class FakeChat:
+    """A chat the fake holds; ``messages`` is edited in place as the conversation goes."""
+
+    id: str
+    title: str
+    integration_id: str | None
+    messages: list[FakeMessage] = field(default_factory=list)
+    #: The ``sub`` of the token that created it; other members cannot see it.
+    owner: str | None = None
+
+    def find(self, message_id: str) -> int | None:
+        """Index of the message with ``message_id``, if it is in this chat."""
+        for index, message in enumerate(self.messages):
+            if message.id == message_id:
+                return index
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        """The chat as ``GET /v1/chats/{id}`` answers it."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "integration_id": self.integration_id,
+            "messages": [{"id": m.id, "role": m.role, "content": m.content} for m in self.messages],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One frame a client sent: the parsed JSON object, or the raw text when it was not one."""
+
+    conn_id: int
+    token_sub: str | None
+    frame: dict[str, Any] | str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """An error the server answers with an ``error`` event."""
+
+    text: str
+    code: str
+    retryable: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def prune(sends: deque[float], now: float, longest: float) -> None:
+    """Forget sends older than the longest window."""
+    while sends and sends[0] <= now - longest:
+        sends.popleft()
+
+
+def retry_after(sends: deque[float], now: float, limits: Sequence[tuple[float, int]]) -> float:
+    """Seconds until ``sends`` is back under every limit (0 when it already is)."""
+    wait = 0.0
+    for window, limit in limits:
+        recent = [t for t in sends if t > now - window]
+        if len(recent) >= limit:
+            wait = max(wait, recent[len(recent) - limit] + window - now)
+    return wait
+
+
+class TrellisState:
+    """The fake's state, shared by its WebSocket side and its REST side (see ``FakeTrellis``)."""
+
+    def __init__(
+        self,
+        *,
+        version: Version = "current",
+        responder: Responder | None = None,
+        api_keys: Iterable[str] = ("test-api-key",),
+        max_sockets_per_token: int = 3,
+        enforce_rate_limits: bool = False,
+        require_integration: bool = False,
+        models: list[Any] | None = None,
+        integrations: list[dict[str, Any]] | None = None,
+        token_ttl: float = 6 * 3600,
+        heartbeat_interval: float = 15.0,
+        max_open_chats: int = 500,
+    ) -> None:
+        self.version: Version = version
+        self.responder: Responder = responder if responder is not None else echo
+        #: Called with (event, data) just before each scripted event is sent (benchmarks time it).
+        self.on_step: Callable[[str, Mapping[str, Any]], None] | None = None
+        self.api_keys = frozenset(api_keys)
+        self.max_sockets_per_token = max_sockets_per_token
+        self.enforce_rate_limits = enforce_rate_limits
+        self.require_integration = require_integration
+        self.models: list[Any] = (
+            list(models) if models is not None else [dict(m) for m in DEFAULT_MODELS]
+        )
+        self.integrations: list[dict[str, Any]] = (
+            list(integrations)
+            if integrations is not None
+            else [dict(i) for i in DEFAULT_INTEGRATIONS]
+        )
+        self.token_ttl = token_ttl
+        self.heartbeat_interval = heartbeat_interval
+        self.max_open_chats = max_open_chats
+        self.organization_id = new_id("org")
+        self._secret = secrets.token_hex(32)
+
+        self.received: list[Received] = []
+        self.chats: dict[str, FakeChat] = {}
+        self.members: dict[str, str] = {}  # e-mail -> member id
+        self.peak_connections = 0
+        self.accepted_connections = 0
+        self.authenticated_connections = 0
+        self.auth_failures = 0
+
+        #: Faults queued by the tests, taken one at a time by the server.
+        self.rejections: deque[tuple[int, str]] = deque()
+        self.forced_rate_limits: deque[float] = deque()
+        self.rest_faults: deque[tuple[int, str, float | None]] = deque()
+        self.injections: deque[tuple[str, ...]] = deque()
+        #: send_message times per token, for the rate limits.
+        self.token_sends: dict[str, deque[float]] = {}
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+
+    # ---------------------------------------------------------------- tokens
+
+    def make_token(
+        self, sub: str = "user-1", *, ttl: float = 3600.0, exp: float | None = None
+    ) -> str:
+        """A JWT this server accepts (HS256, its own secret); ``exp`` in the past makes it expired."""
+        now = time.time()
+        claims: dict[str, Any] = {
+            "sub": sub,
+            "org": self.organization_id,
+            "iat": int(now),
+            "exp": int(exp if exp is not None else now + ttl),
+        }
+        if self.version == "current":
+            claims["jti"] = uuid.uuid4().hex
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token this server issued and that has not expired, else None."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+            )
+        except jwt.InvalidTokenError:
+            return None
+        return claims
+
+    # ---------------------------------------------------------------- waiting
+
+    def changed(self) -> None:
+        """Something happened: wake the waiters whose predicate now holds."""
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            try:
+                if predicate():
+                    future.set_result(None)
+            except Exception as exc:  # handed to the waiting test
+                future.set_exception(exc)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` is true; checked on every frame and connect/disconnect.
+
+        There is no timeout here: wrap the call in ``asyncio.timeout(...)``.
+        """
+        if predicate():
+            return
+        entry = (predicate, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._waiters.remove(entry)
+
+    def cancel_waiters(self) -> None:
+        for _, future in self._waiters:
+            future.cancel()
+        self._waiters.clear()
+
+    def actions(self, action: str) -> list[Received]:
+        """Every received frame whose ``action`` is ``action``, oldest first."""
+        return [
+            r
+            for r in self.received
+            if isinstance(r.frame, dict) and r.frame.get("action") == action
+        ]
+
+    # ---------------------------------------------------------------- chats
+
+    def owned_chat(self, chat_id: str, sub: str) -> FakeChat | None:
+        chat = self.chats.get(chat_id)
+        return chat if chat is not None and chat.owner == sub else None
+
+    def find_message(self, message_id: str, sub: str) -> tuple[FakeChat, int] | None:
+        for chat in self.chats.values():
+            if chat.owner == sub:
+                index = chat.find(message_id)
+                if index is not None:
+                    return chat, index
+        return None
+
+    def open_chats(self, sub: str) -> list[FakeChat]:
+        return [chat for chat in self.chats.values() if chat.owner == sub]
+
+    def create_chat(self, owner: str, title: str, integration_id: str | None) -> FakeChat:
+        chat = FakeChat(new_id("chat"), title, integration_id, owner=owner)
+        self.chats[chat.id] = chat
+        return chat
+
+    def datasource_problem(self, integration_id: str | None) -> Problem | None:
+        if self.require_integration and integration_id is None:
+            return Problem("No datasource connected", "NO_DATASOURCE")
+        return None
