@@ -1,0 +1,280 @@
+"""Message content as Slack checks and stores it: text and Block Kit limits, block ids, rich text."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Final
+
+from trellis_slack.fakes.slack_model import Failure, JsonDict, new_id
+
+__all__ = [
+    "KNOWN_BLOCKS",
+    "MAX_MARKDOWN",
+    "MAX_TEXT",
+    "MENTION",
+    "block_problems",
+    "content_failure",
+    "find_action",
+    "first_link",
+    "rich_text_blocks",
+    "with_block_ids",
+]
+
+#: Block types Slack accepts in messages (anything else is ``invalid_blocks``).
+KNOWN_BLOCKS: Final = frozenset(
+    {
+        "actions",
+        "call",
+        "context",
+        "context_actions",
+        "data_table",
+        "data_visualization",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "plan",
+        "rich_text",
+        "section",
+        "table",
+        "task_card",
+        "video",
+    }
+)
+
+#: Slack answers with at most this much text in a message (``msg_too_long`` above).
+MAX_TEXT: Final = 40_000
+#: ``markdown`` blocks, ``markdown_text`` and each streaming call carry at most this much.
+MAX_MARKDOWN: Final = 12_000
+#: A mention in message text (``<@U123>`` or ``<@U123|name>``).
+MENTION = re.compile(r"<@([UWB][A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>]+)(?:\|[^>]*)?>")
+
+# --------------------------------------------------------------------------- limits
+
+
+def _pointer_error(message: str, pointer: str) -> str:
+    return f"[ERROR] {message} [json-pointer:{pointer}]"
+
+
+def _text_of(obj: object) -> str:
+    if isinstance(obj, dict):
+        text = obj.get("text")
+        return text if isinstance(text, str) else ""
+    return obj if isinstance(obj, str) else ""
+
+
+def _too_long(value: object, limit: int, pointer: str) -> list[str]:
+    text = _text_of(value) if isinstance(value, dict) else value
+    if isinstance(text, str) and len(text) > limit:
+        return [_pointer_error(f"must be less than {limit + 1} characters", pointer)]
+    return []
+
+
+def _element_problems(element: object, pointer: str) -> list[str]:
+    if not isinstance(element, dict):
+        return [_pointer_error("must be an object", pointer)]
+    problems: list[str] = []
+    problems += _too_long(element.get("action_id"), 255, f"{pointer}/action_id")
+    if element.get("type") == "button":
+        problems += _too_long(element.get("text"), 75, f"{pointer}/text/text")
+        problems += _too_long(element.get("value"), 2_000, f"{pointer}/value")
+        problems += _too_long(element.get("url"), 3_000, f"{pointer}/url")
+    elif element.get("type") == "image":
+        problems += _image_problems(element, pointer)
+    return problems
+
+
+def _image_problems(image: JsonDict, pointer: str) -> list[str]:
+    alt = image.get("alt_text")
+    if not isinstance(alt, str) or not alt:
+        return [_pointer_error("missing required field: alt_text", pointer)]
+    problems = _too_long(alt, 2_000, f"{pointer}/alt_text")
+    if "image_url" not in image and "slack_file" not in image:
+        problems.append(_pointer_error("missing required field: image_url", pointer))
+    return problems
+
+
+def _elements_problems(block: JsonDict, limit: int, pointer: str) -> list[str]:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not elements:
+        return [_pointer_error("missing required field: elements", pointer)]
+    problems: list[str] = []
+    if len(elements) > limit:
+        problems.append(
+            _pointer_error(f"no more than {limit} items allowed", f"{pointer}/elements")
+        )
+    for i, element in enumerate(elements):
+        problems += _element_problems(element, f"{pointer}/elements/{i}")
+    return problems
+
+
+def _section_problems(block: JsonDict, pointer: str) -> list[str]:
+    text, fields = block.get("text"), block.get("fields")
+    if text is None and not fields:
+        return [_pointer_error("must provide either text or fields", pointer)]
+    problems: list[str] = []
+    if text is not None:
+        if not _text_of(text):
+            problems.append(
+                _pointer_error("must be more than 0 characters", f"{pointer}/text/text")
+            )
+        problems += _too_long(text, 3_000, f"{pointer}/text/text")
+    if isinstance(fields, list):
+        if len(fields) > 10:
+            problems.append(_pointer_error("no more than 10 items allowed", f"{pointer}/fields"))
+        for i, item in enumerate(fields):
+            problems += _too_long(item, 2_000, f"{pointer}/fields/{i}/text")
+    if "accessory" in block:
+        problems += _element_problems(block["accessory"], f"{pointer}/accessory")
+    return problems
+
+
+def _rows_problems(rows: object, pointer: str, *, min_rows: int, max_rows: int) -> list[str]:
+    if not isinstance(rows, list):
+        return [_pointer_error("missing required field: rows", pointer)]
+    problems: list[str] = []
+    if not min_rows <= len(rows) <= max_rows:
+        problems.append(
+            _pointer_error(f"must have between {min_rows} and {max_rows} items", f"{pointer}/rows")
+        )
+    for i, row in enumerate(rows):
+        if isinstance(row, list) and len(row) > 20:
+            problems.append(_pointer_error("no more than 20 items allowed", f"{pointer}/rows/{i}"))
+    return problems
+
+
+def _block_problems(block: JsonDict, pointer: str) -> list[str]:
+    kind = block["type"]
+    if kind not in KNOWN_BLOCKS:
+        return [_pointer_error(f"unsupported type: {kind}", f"{pointer}/type")]
+    if kind == "section":
+        return _section_problems(block, pointer)
+    if kind == "header":
+        if not _text_of(block.get("text")):
+            return [_pointer_error("missing required field: text", pointer)]
+        return _too_long(block.get("text"), 150, f"{pointer}/text/text")
+    if kind == "context":
+        return _elements_problems(block, 10, pointer)
+    if kind == "actions":
+        return _elements_problems(block, 25, pointer)
+    if kind == "image":
+        return _image_problems(block, pointer)
+    if kind == "table":
+        return _rows_problems(block.get("rows"), pointer, min_rows=1, max_rows=100)
+    if kind == "data_table":
+        problems = _rows_problems(block.get("rows"), pointer, min_rows=2, max_rows=101)
+        if not block.get("caption"):
+            problems.append(_pointer_error("missing required field: caption", pointer))
+        size = block.get("page_size")
+        if size is not None and not (isinstance(size, int) and 1 <= size <= 100):
+            problems.append(_pointer_error("must be between 1 and 100", f"{pointer}/page_size"))
+        return problems
+    if kind == "markdown" and not isinstance(block.get("text"), str):
+        return [_pointer_error("missing required field: text", pointer)]
+    return []
+
+
+def block_problems(blocks: object, *, max_blocks: int = 50) -> list[str]:
+    """Every reason Slack would answer ``invalid_blocks`` for ``blocks`` (empty when valid)."""
+    if not isinstance(blocks, list):
+        return [_pointer_error("must be an array", "/blocks")]
+    problems: list[str] = []
+    if len(blocks) > max_blocks:
+        problems.append(_pointer_error(f"no more than {max_blocks} items allowed", "/blocks"))
+    block_ids: set[str] = set()
+    markdown_chars = 0
+    counts: dict[str, int] = {}
+    for i, block in enumerate(blocks):
+        pointer = f"/blocks/{i}"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            problems.append(_pointer_error("missing required field: type", pointer))
+            continue
+        counts[block["type"]] = counts.get(block["type"], 0) + 1
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or len(block_id) > 255:
+                problems.append(_pointer_error("invalid block_id", f"{pointer}/block_id"))
+            elif block_id in block_ids:
+                problems.append(_pointer_error("duplicate block_id", f"{pointer}/block_id"))
+            else:
+                block_ids.add(block_id)
+        if block["type"] == "markdown":
+            markdown_chars += len(_text_of(block))
+        problems += _block_problems(block, pointer)
+    if markdown_chars > MAX_MARKDOWN:
+        problems.append(
+            _pointer_error(f"markdown blocks exceed {MAX_MARKDOWN} characters in total", "/blocks")
+        )
+    if counts.get("table", 0) > 1:
+        problems.append(_pointer_error("only one table block is allowed per message", "/blocks"))
+    if counts.get("data_visualization", 0) > 2:
+        problems.append(_pointer_error("no more than 2 data_visualization blocks", "/blocks"))
+    return problems
+
+
+def content_failure(text: object, blocks: object, attachments: object) -> Failure | None:
+    """Why Slack would refuse a message with this content, or ``None``."""
+    if text is not None and not isinstance(text, str):
+        return Failure("invalid_arguments", ("[ERROR] text must be a string",))
+    if not text and not blocks and not attachments:
+        return Failure("no_text")
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return Failure("msg_too_long")
+    if blocks is not None:
+        problems = block_problems(blocks)
+        if problems:
+            return Failure("invalid_blocks", tuple(problems))
+    return None
+
+
+def with_block_ids(blocks: list[Any]) -> list[Any]:
+    """A copy of ``blocks`` where every block has a ``block_id``, as Slack stores them."""
+    out = copy.deepcopy(blocks)
+    for block in out:
+        if isinstance(block, dict) and "block_id" not in block:
+            block["block_id"] = new_id("", 5)
+    return out
+
+
+def rich_text_blocks(text: str) -> list[JsonDict]:
+    """The ``rich_text`` block Slack attaches to a message a human typed."""
+    elements: list[JsonDict] = []
+    pos = 0
+    for match in re.finditer(f"{MENTION.pattern}|{_LINK.pattern}", text):
+        if match.start() > pos:
+            elements.append({"type": "text", "text": text[pos : match.start()]})
+        if match.group(1):
+            elements.append({"type": "user", "user_id": match.group(1)})
+        else:
+            elements.append({"type": "link", "url": match.group(2)})
+        pos = match.end()
+    if pos < len(text):
+        elements.append({"type": "text", "text": text[pos:]})
+    section = {"type": "rich_text_section", "elements": elements}
+    return [{"type": "rich_text", "block_id": new_id("", 5), "elements": [section]}]
+
+
+def first_link(text: str) -> str | None:
+    """The first ``<https://…>`` link in message text."""
+    match = _LINK.search(text)
+    return match.group(1) if match else None
+
+
+def find_action(blocks: object, action_id: str) -> tuple[str, JsonDict] | None:
+    """The ``(block_id, element)`` of the interactive element with ``action_id``."""
+    if not isinstance(blocks, list):
+        return None
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        candidates = list(block.get("elements") or [])
+        if isinstance(block.get("accessory"), dict):
+            candidates.append(block["accessory"])
+        for element in candidates:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return str(block.get("block_id", "")), element
+    return None
