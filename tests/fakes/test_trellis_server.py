@@ -624,3 +624,32 @@ async def test_seed_has_no_rest(seed: FakeTrellis) -> None:
             async with http.request(method, f"{seed.api_url}{path}") as resp:
                 assert resp.status == 404
                 assert "detail" in await resp.json()
+
+
+@pytest.mark.parametrize("version", ["seed", "current"])
+@pytest.mark.parametrize("content", ["missing", "null"])
+async def test_malformed_final_message_ends_the_turn(version: Version, content: str) -> None:
+    """Step.malformed_message sends a final message without content (or null), and the turn is over."""
+    async with FakeTrellis(version=version) as trellis:
+        trellis.responder = lambda q: [
+            Step.processing(),
+            Step.malformed_message(content="null" if content == "null" else "missing"),
+        ]
+        ws = await login(trellis)
+        chat = {"chat_id": await new_chat(trellis)} if version == "current" else {}
+        events = await ask(ws, "first", **chat)
+        final = events[-1]["data"]
+        assert isinstance(final.get("id"), str)
+        assert final.get("content", "absent") == (None if content == "null" else "absent")
+        chat_id = events[0]["data"]["id"]
+        # The socket takes the next question at once (the turn ended; no BUSY).
+        trellis.responder = lambda q: answer("second answer")
+        again = await ask(ws, "second", chat_id=chat_id)
+        assert again[-1]["data"]["content"] == "second answer"
+        await ws.close()
+        assert [m.content for m in trellis.chats[chat_id].messages] == [
+            "first",
+            "",
+            "second",
+            "second answer",
+        ]

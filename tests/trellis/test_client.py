@@ -17,6 +17,7 @@ from trellis_slack.errors import (
     TrellisAPIError,
     TrellisAuthError,
     TrellisConnectionLost,
+    TrellisMalformedAnswer,
     TrellisTimeout,
     TrellisUnavailable,
 )
@@ -467,6 +468,73 @@ async def test_unknown_and_garbage_frames_are_skipped(
     assert len([r for r in ours if r.levelno == logging.WARNING]) == 5
     assert any("brand_new_event" in r.getMessage() for r in ours)
     assert not any("not json at all" in r.getMessage() for r in ours if r.levelno >= logging.INFO)
+
+
+@pytest.mark.parametrize(
+    "final",
+    [
+        Step.malformed_message(content="missing"),
+        Step.malformed_message(content="null"),
+        Step.raw('{"event": "message", "data": "just text"}'),
+        Step.raw('{"event": "error", "data": ["boom"]}'),
+    ],
+    ids=["content-missing", "content-null", "message-data-not-object", "error-data-not-object"],
+)
+async def test_malformed_final_frame_ends_the_turn_at_once(
+    trellis: FakeTrellis, final: Step, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A final message or error that cannot be read raises a retryable TrellisMalformedAnswer now."""
+    caplog.set_level(logging.WARNING, logger="trellis_slack")
+    trellis.responder = lambda q: [Step.processing(), final]
+    seen: list[TrellisEvent] = []
+
+    async def run(turn: Turn) -> None:
+        async with asyncio.timeout(LIMIT), turn:
+            async for event in turn:
+                seen.append(event)
+
+    # The turn time-out is far beyond the test's limit: only ending at once can pass.
+    async with client_for(trellis, turn_timeout=LIMIT * 10) as client:
+        turn = client.turn(SendMessage("q"))
+        with pytest.raises(TrellisMalformedAnswer) as info:
+            await run(turn)
+        assert [type(e) for e in seen] == [ChatMetadata, Processing]
+        assert info.value.retryable
+        assert str(info.value) == "Trellis sent an answer I could not read."
+        assert not sent_frames(trellis, "interrupt")  # the answer was over: nothing to stop
+        assert client.open_connections == 0  # the socket is dropped, its state unknown
+        trellis.responder = lambda q: answer("readable")
+        again = await collect(client.turn(SendMessage("again", chat_id=turn.chat_id)))
+        assert isinstance(again[-1], Message)
+        assert again[-1].content == "readable"
+    assert any("could not be read" in r.getMessage() for r in caplog.records)
+
+
+async def test_malformed_error_answering_an_action_raises_at_once() -> None:
+    """An unreadable error frame answering delete_message raises at once instead of waiting it out."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()  # the authenticate frame
+        await ws.send(json.dumps({"event": "authenticated", "data": {"status": "ok"}}))
+        await ws.recv()  # delete_message
+        await ws.send(json.dumps({"event": "error", "data": "Message not found"}))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = TrellisClient(
+            ws_url=f"ws://127.0.0.1:{port}/v1/chats/ws",
+            tokens=StaticToken("t"),
+            backoff=NO_DELAY,
+            turn_timeout=LIMIT * 10,
+        )
+        try:
+            async with asyncio.timeout(LIMIT):
+                with pytest.raises(TrellisMalformedAnswer):
+                    await client.delete_message("msg_1")
+            assert client.open_connections == 0
+        finally:
+            await client.aclose()
 
 
 # ---------------------------------------------------------------------- connecting and backoff
