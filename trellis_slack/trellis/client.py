@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from trellis_slack.errors import (
     TrellisAPIError,
@@ -47,7 +46,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 OnQueued = Callable[[], Awaitable[None]]
 
