@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 
 from trellis_slack.cli import main
+from trellis_slack.demo.answers import SUGGESTIONS, topic_of
 from trellis_slack.demo.runner import CHANNEL, DM, PEOPLE, YOU, Demo, display_available
-from trellis_slack.demo.sample import SUGGESTIONS, SampleAnalyst, topic_of
-from trellis_slack.demo.server import Person, diff, editable_text, slack_text
+from trellis_slack.demo.sample import SampleAnalyst
+from trellis_slack.demo.workspace import Person, diff, editable_text, slack_text
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_script import Question
 from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION, working

@@ -14,8 +14,10 @@ from types import TracebackType
 from typing import Final, Self
 
 from trellis_slack.bot.app import Bot
-from trellis_slack.demo.sample import SUGGESTIONS, SampleAnalyst
-from trellis_slack.demo.server import DemoPage, DemoWorkspace, Person, Room
+from trellis_slack.demo.answers import SUGGESTIONS
+from trellis_slack.demo.sample import SampleAnalyst
+from trellis_slack.demo.server import DemoPage
+from trellis_slack.demo.workspace import DemoWorkspace, Person, Room
 from trellis_slack.errors import DemoError
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis

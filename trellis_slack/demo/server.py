@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
-import html
-import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from decimal import Decimal
 from importlib import resources
 from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
-from trellis_slack.demo.sample import Suggestion
+from trellis_slack.demo.feed import Feed, write_feed
+from trellis_slack.demo.view import PageView
+from trellis_slack.demo.workspace import DemoWorkspace, slack_text
 from trellis_slack.fakes.slack_server import FakeSlack
-from trellis_slack.fakes.slack_state import truthy
 
-__all__ = [
-    "MAX_TEXT",
-    "DemoPage",
-    "DemoWorkspace",
-    "Feed",
-    "Person",
-    "Room",
-    "diff",
-    "editable_text",
-    "slack_text",
-]
+__all__ = ["MAX_TEXT", "DemoPage"]
 
 log = logging.getLogger(__name__)
 
@@ -59,170 +43,6 @@ _SECURITY_HEADERS: Final = {
     "X-Frame-Options": "DENY",
 }
 _SLASH: Final = re.compile(r"^(/[a-z0-9_-]+)(?:\s+(.*))?$", re.DOTALL | re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Someone in the demo workspace (the bot included)."""
-
-    id: str
-    name: str
-    is_bot: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Room:
-    """A conversation the page shows: a channel, or the DM with the bot (``kind="im"``)."""
-
-    id: str
-    name: str
-    kind: str
-    topic: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DemoWorkspace:
-    """What the page needs to know besides the messages: who is who, and where."""
-
-    name: str
-    me: str
-    bot: str
-    people: tuple[Person, ...]
-    rooms: tuple[Room, ...]
-    suggestions: tuple[Suggestion, ...] = ()
-    #: Slash commands the app has (others are refused, as Slack does).
-    commands: tuple[str, ...] = ("/trellis",)
-
-    def as_json(self) -> JsonDict:
-        """The workspace as the page reads it."""
-        return asdict(self)
-
-    def room(self, room_id: object) -> Room | None:
-        """The room with that id, if the page shows it."""
-        return next((r for r in self.rooms if r.id == room_id), None)
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def slack_text(typed: str, people: Sequence[Person]) -> str:
-    """What Slack stores when someone types ``typed``: ``&<>`` escaped, ``@name`` → ``<@ID>``.
-
-    A name matches whole and case-insensitively (``@Trellis``, ``@trellis,``), never inside a
-    longer word or an e-mail address (``x@trellis.example``).
-    """
-    text = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for person in sorted(people, key=lambda p: len(p.name), reverse=True):
-        pattern = rf"(?<![\w@.])@{re.escape(person.name)}(?![\w-]|\.\w)"
-        text = re.sub(pattern, f"<@{person.id}>", text, flags=re.IGNORECASE)
-    return text
-
-
-def editable_text(text: str, people: Sequence[Person]) -> str:
-    """The inverse of :func:`slack_text`: the stored text as the person typed it."""
-    names = {p.id: p.name for p in people}
-
-    def mention(match: re.Match[str]) -> str:
-        return "@" + (match.group(2) or names.get(match.group(1), match.group(1)))
-
-    text = re.sub(r"<@([UWB][A-Z0-9]+)(?:\|([^>]*))?>", mention, text)
-    return html.unescape(text) if "&" in text else text
-
-
-def diff(old: Mapping[str, JsonDict], new: Mapping[str, JsonDict]) -> list[JsonDict]:
-    """The operations that turn ``old`` into ``new``: ``put`` new or changed items, ``drop`` gone ones."""
-    ops: list[JsonDict] = [{"op": "drop", "key": key} for key in old if key not in new]
-    ops += [
-        {"op": "put", "key": key, "item": item} for key, item in new.items() if old.get(key) != item
-    ]
-    return ops
-
-
-def _after(ts: str) -> str:
-    """A ``ts`` just after ``ts``, to place something the page made itself after what it follows."""
-    return f"{Decimal(ts) + Decimal('0.000001'):.6f}"
-
-
-# --------------------------------------------------------------------------- the feed
-
-
-class Feed:
-    """Keeps every open page in step with the workspace: a snapshot on connect, then changes.
-
-    One watcher computes the page's view of the workspace after each change in the fake Slack
-    (bursts are coalesced) and queues the difference for every page; each page has its own queue
-    and writer, so a page that connects during a broadcast still sees every change exactly once.
-    """
-
-    def __init__(self, page: DemoPage) -> None:
-        self._page = page
-        self._current: dict[str, JsonDict] = {}
-        self._queues: set[asyncio.Queue[JsonDict | None]] = set()
-        self._dirty = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self) -> None:
-        """Take the first snapshot and start watching."""
-        self._current = self._page.items()
-        self._tasks = [
-            asyncio.create_task(self._follow_slack()),
-            asyncio.create_task(self._watch()),
-        ]
-
-    async def stop(self) -> None:
-        """Stop watching; every page's writer ends."""
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
-        for queue in self._queues:
-            queue.put_nowait(None)
-
-    def poke(self) -> None:
-        """Something the page shows changed outside the fake Slack."""
-        self._dirty.set()
-
-    def subscribe(self) -> asyncio.Queue[JsonDict | None]:
-        """A queue that starts with the snapshot and then gets every change (``None``: the end)."""
-        queue: asyncio.Queue[JsonDict | None] = asyncio.Queue()
-        queue.put_nowait(
-            {
-                "type": "hello",
-                "workspace": self._page.workspace.as_json(),
-                "items": self._current,
-            }
-        )
-        self._queues.add(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[JsonDict | None]) -> None:
-        """The page went away."""
-        self._queues.discard(queue)
-
-    async def _follow_slack(self) -> None:
-        revision = -1
-        while True:
-            revision = await self._page.slack.changed_since(revision)
-            self._dirty.set()
-
-    async def _watch(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            try:
-                current = self._page.items()
-            except Exception:
-                log.exception(
-                    "the demo page could not read the workspace; the pages keep the last view"
-                )
-                continue
-            ops = diff(self._current, current)
-            self._current = current
-            if ops:
-                message = {"type": "changes", "ops": ops}
-                for queue in self._queues:
-                    queue.put_nowait(message)
-
 
 # --------------------------------------------------------------------------- the page
 
@@ -259,9 +79,7 @@ class DemoPage:
         self.workspace = workspace
         self.slash_timeout = slash_timeout
         self.feed = Feed(self)
-        self._local: dict[str, JsonDict] = {}
-        self._reply_marks: list[tuple[int, str]] = []
-        self._placed: dict[int, str] = {}
+        self.view = PageView(slack, workspace, self.feed.poke)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -320,65 +138,7 @@ class DemoPage:
 
     def items(self) -> dict[str, JsonDict]:
         """Everything the person sees, by key: messages, their ephemerals, command replies."""
-        me = self.workspace.me
-        rooms = {r.id for r in self.workspace.rooms}
-        items: dict[str, JsonDict] = {}
-        for room in self.workspace.rooms:
-            for message in self.slack.messages(room.id):
-                items[f"m {room.id} {message['ts']}"] = {
-                    "kind": "message",
-                    "channel": room.id,
-                    "ts": message["ts"],
-                    "message": self._with_file_urls(message),
-                }
-        for ephemeral in self.slack.ephemerals:
-            if ephemeral.get("user") == me and ephemeral.get("channel") in rooms:
-                ts = str(ephemeral["message_ts"])
-                items[f"e {ephemeral['channel']} {ts}"] = _only_you(
-                    ephemeral["channel"],
-                    ts,
-                    self.workspace.bot,
-                    ephemeral,
-                    thread_ts=ephemeral.get("thread_ts"),
-                )
-        items.update(self._response_items())
-        items.update(self._local)
-        return items
-
-    def _response_items(self) -> dict[str, JsonDict]:
-        """``response_url`` replies that Slack shows only to the person (not replacements)."""
-        items: dict[str, JsonDict] = {}
-        for index, body in enumerate(self.slack.responses):
-            channel = next((c for at, c in reversed(self._reply_marks) if at <= index), None)
-            quiet = not any(truthy(body.get(k)) for k in ("replace_original", "delete_original"))
-            if channel is None or not quiet or body.get("response_type") == "in_channel":
-                continue
-            # Placed once, when first seen: below what was there then, and staying put.
-            ts = self._placed.setdefault(index, self._latest_ts(channel))
-            items[f"r {index}"] = _only_you(channel, ts, self.workspace.bot, body)
-        return items
-
-    def _latest_ts(self, channel: str) -> str:
-        """A ``ts`` just after everything in ``channel`` so far (placing the page's own notes)."""
-        stamps = [m["ts"] for m in self.slack.messages(channel)]
-        stamps += [e["message_ts"] for e in self.slack.ephemerals if e.get("channel") == channel]
-        stamps += [i["ts"] for k, i in self._local.items() if i["channel"] == channel]
-        return _after(max(stamps, key=Decimal, default="1700000000.000000"))
-
-    def _with_file_urls(self, message: JsonDict) -> JsonDict:
-        for file in message.get("files") or []:
-            if isinstance(file, dict) and file.get("mode") != "tombstone" and "id" in file:
-                name = str(file.get("name") or "file")
-                file["demo_url"] = f"/files/{file['id']}/{name}"
-        return message
-
-    def _note(self, channel: str, text: str, *, thread_ts: str | None = None) -> None:
-        """Show the person a note from Slack itself (an unknown command, a timeout)."""
-        ts = self._latest_ts(channel)
-        self._local[f"n {len(self._local)}"] = _only_you(
-            channel, ts, "USLACKBOT", {"text": text}, thread_ts=thread_ts
-        )
-        self.feed.poke()
+        return self.view.items()
 
     # ------------------------------------------------------------ HTTP: guard and files
 
@@ -435,7 +195,7 @@ class DemoPage:
         await ws.prepare(request)
         self._sockets.add(ws)
         queue = self.feed.subscribe()
-        writer = asyncio.create_task(_write(ws, queue))
+        writer = asyncio.create_task(write_feed(ws, queue))
         try:
             async for frame in ws:
                 if frame.type == WSMsgType.ERROR:
@@ -539,7 +299,7 @@ class DemoPage:
         seen_blocks = (
             seen if isinstance(seen, list) and all(isinstance(b, dict) for b in seen) else None
         )
-        self._reply_marks.append((len(self.slack.responses), body["channel"]))
+        self.view.expect_replies(body["channel"])
         try:
             await self.slack.click(
                 body["channel"],
@@ -565,52 +325,19 @@ class DemoPage:
             return _error(400, "a command starts with / and a name")
         command, rest = match.group(1).lower(), (match.group(2) or "").strip()
         if command not in self.workspace.commands:
-            self._note(channel, f"`{command}` is not a valid command.")
+            self.view.note(channel, f"`{command}` is not a valid command.")
             return web.json_response({"ok": False, "error": "unknown_command"})
-        self._reply_marks.append((len(self.slack.responses), channel))
+        self.view.expect_replies(channel)
         try:
             async with asyncio.timeout(self.slash_timeout):
                 ack = await self.slack.slash(command, rest, channel=channel, user=self.workspace.me)
         except TimeoutError:
-            self._note(channel, f'{command} failed with the error "operation_timeout"')
+            self.view.note(channel, f'{command} failed with the error "operation_timeout"')
             return web.json_response({"ok": False, "error": "operation_timeout"})
         reply = ack.payload or {}
         if reply.get("text") or reply.get("blocks"):
-            ts = self._latest_ts(channel)
-            self._local[f"a {ack.envelope_id}"] = _only_you(channel, ts, self.workspace.bot, reply)
-            self.feed.poke()
+            self.view.command_reply(f"a {ack.envelope_id}", channel, reply)
         return web.json_response({"ok": True})
-
-
-def _only_you(
-    channel: str,
-    ts: str,
-    user: str,
-    body: Mapping[str, Any],
-    *,
-    thread_ts: object = None,
-) -> JsonDict:
-    """A message only the person sees (an ephemeral, a command's reply), as the page draws it."""
-    return {
-        "kind": "ephemeral",
-        "channel": channel,
-        "ts": ts,
-        "message": {
-            "ts": ts,
-            "user": user,
-            "text": str(body.get("text", "")),
-            "blocks": copy.deepcopy(body.get("blocks") or []),
-            "thread_ts": thread_ts,
-        },
-    }
-
-
-async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[JsonDict | None]) -> None:
-    """Send a page its queue, in order, until the end or until it goes."""
-    with contextlib.suppress(ConnectionResetError):
-        while (message := await queue.get()) is not None:
-            await ws.send_str(json.dumps(message))
-        await ws.close(code=1001, message=b"the demo is stopping")
 
 
 def _static_file(name: str) -> web.Response:
