@@ -22,7 +22,7 @@ from tests.helpers import (
     working_message,
 )
 from trellis_slack.bot.app import Bot
-from trellis_slack.bot.bridge import DROPPED_REACTION
+from trellis_slack.bot.changes import DROPPED_REACTION
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis, Question, Step, answer
 from trellis_slack.slack.blocks import STOP_ACTION

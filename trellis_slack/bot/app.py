@@ -211,6 +211,7 @@ class Bot:
         self.bridge: Bridge | None = None
         self.handler: AsyncSocketModeHandler | None = None
         self.health: HealthServer | None = None
+        self.renderer: Renderer | None = None
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background until stop, which cancels it."""
@@ -299,7 +300,7 @@ class Bot:
         access: Access,
     ) -> Bridge:
         """The chart workers, the turn runner and the bridge (entered into the exit stack)."""
-        renderer = Renderer()
+        renderer = self.renderer = Renderer()
         # close() waits briefly for a chart being drawn: keep that off the event loop.
         self._stack.push_async_callback(asyncio.to_thread, renderer.close)
         if self._warm_up_charts:

@@ -1,0 +1,181 @@
+"""Posts a turn's pieces into its thread: charts and tables in arrival order, then the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from trellis_slack.bot.seams import VisualizationRenderer
+from trellis_slack.slack import blocks
+from trellis_slack.slack.markdown import answer_messages, escape_mrkdwn, mrkdwn_section
+from trellis_slack.slack.web import LiveMessage, SlackIO
+from trellis_slack.store.base import Store
+from trellis_slack.store.records import BotPost, PostKind
+from trellis_slack.trellis.protocol import Visualization
+from trellis_slack.viz.renderer import ChartImage, Rendered, TableMessage, VisualizationNote
+
+log = logging.getLogger(__name__)
+
+
+class ThreadPoster:
+    """Everything one turn posts in its thread, each post recorded against its question."""
+
+    def __init__(
+        self, slack: SlackIO, store: Store, channel_id: str, thread_ts: str, question_ts: str
+    ) -> None:
+        self.slack = slack
+        self.store = store
+        self.channel_id = channel_id
+        self.thread_ts = thread_ts
+        self.question_ts = question_ts
+
+    async def record(
+        self, kind: PostKind, *, ts: str | None = None, file_id: str | None = None
+    ) -> None:
+        """Remember a post, so edits, deletions and Retry can remove it later."""
+        await self.store.add_bot_post(
+            BotPost(
+                channel_id=self.channel_id,
+                question_ts=self.question_ts,
+                ts=ts,
+                file_id=file_id,
+                kind=kind,
+            )
+        )
+
+    async def forget(self, ts: str) -> None:
+        """Delete one of the turn's messages, and its record once Slack has deleted it."""
+        if await self.slack.delete(self.channel_id, ts):
+            await self.store.remove_bot_post(self.channel_id, ts=ts)
+
+    async def post(self, body: blocks.Rendered, kind: PostKind) -> str | None:
+        """Post and record a message in the thread; None when Slack refused it."""
+        ts = await self.slack.post(self.channel_id, self.thread_ts, body)
+        if ts is not None:
+            await self.record(kind, ts=ts)
+        return ts
+
+    async def answer(self, live: LiveMessage, content: str, *, posted_below: bool) -> int:
+        """Show the final answer; returns how many of its parts Slack refused.
+
+        A text-only answer replaces the working message (fewest calls, no flicker). When charts or
+        tables were posted below the working message, it is deleted and the answer posted after
+        them, so the thread reads top to bottom. A part Slack refuses as Markdown is posted again
+        as plain text: never a lost answer.
+        """
+        pieces = [blocks.Rendered(m.text, m.blocks) for m in answer_messages(content)]
+        if posted_below:
+            await live.finish(None)
+            await self.forget(live.ts)
+        else:
+            first, pieces = pieces[0], pieces[1:]
+            if await live.finish(first) or await self.slack.update(
+                self.channel_id, live.ts, without_markdown(first)
+            ):
+                await self.record(PostKind.ANSWER, ts=live.ts)  # updated in place
+            else:
+                # The working message cannot become the answer: remove it (its Stop button would
+                # linger) and post the answer as new messages instead.
+                await self.forget(live.ts)
+                pieces.insert(0, first)
+        lost = 0
+        for piece in pieces:
+            if await self.post(piece, PostKind.ANSWER) is None and (
+                await self.post(without_markdown(piece), PostKind.ANSWER) is None
+            ):
+                log.error("a part of the answer could not be posted")
+                lost += 1
+        return lost
+
+
+class VisualPoster:
+    """Renders visualizations concurrently, posts them into the thread in arrival order.
+
+    The same visualization id twice is shown once.
+    """
+
+    def __init__(self, poster: ThreadPoster, renderer: VisualizationRenderer) -> None:
+        self.poster = poster
+        self.renderer = renderer
+        self.posted = False
+        self._seen: set[str] = set()
+        self._previous: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, viz: Visualization) -> None:
+        if viz.viz_id in self._seen:
+            log.info("visualization %s arrived twice; shown once", viz.viz_id)
+            return
+        self._seen.add(viz.viz_id)
+        rendering = asyncio.create_task(self.renderer.render(viz.viz_id, viz.kind, viz.payload))
+        task = asyncio.create_task(self._post_after(self._previous, rendering))
+        self._previous = task
+        self._tasks.append(task)
+
+    async def _post_after(
+        self, previous: asyncio.Task[None] | None, rendering: asyncio.Task[list[Rendered]]
+    ) -> None:
+        items = await rendering
+        if previous is not None:
+            await asyncio.wait([previous])
+        for item in items:
+            try:
+                await self._post(item)
+            except Exception:
+                log.exception("a visualization could not be posted")
+
+    async def _post(self, item: Rendered) -> None:
+        poster, slack = self.poster, self.poster.slack
+        if isinstance(item, ChartImage):
+            file_id = await slack.upload(
+                poster.channel_id,
+                poster.thread_ts,
+                content=item.png,
+                filename=item.filename,
+                title=item.title,
+                alt_text=item.alt_text,
+                comment=item.note,
+            )
+            if file_id:
+                self.posted = True
+                await poster.record(PostKind.CHART, file_id=file_id)
+        elif isinstance(item, TableMessage):
+            if await poster.post(blocks.Rendered(item.text, item.blocks), PostKind.TABLE):
+                self.posted = True
+            if item.csv is not None and item.csv_filename:
+                file_id = await slack.upload(
+                    poster.channel_id,
+                    poster.thread_ts,
+                    content=item.csv,
+                    filename=item.csv_filename,
+                    title=f"{item.title} (full table)",
+                )
+                if file_id:
+                    await poster.record(PostKind.FILE, file_id=file_id)
+        elif isinstance(item, VisualizationNote) and await poster.post(
+            blocks.note(item.text), PostKind.NOTE
+        ):
+            self.posted = True
+
+    async def drain(self) -> None:
+        """Wait until everything added so far is posted."""
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    def cancel(self) -> None:
+        """Post nothing more (the answer was stopped or cut short)."""
+        for task in self._tasks:
+            task.cancel()
+
+
+def without_markdown(piece: blocks.Rendered) -> blocks.Rendered:
+    """The same answer text as plain mrkdwn sections, for when Slack refuses a markdown block.
+
+    Slack's markdown block is newer than its sections; should a workspace or a piece of Markdown
+    make Slack refuse it, the reader gets the raw text rather than nothing: never a lost answer.
+    """
+    markdown = "\n\n".join(
+        str(block.get("text", "")) for block in piece.blocks if block.get("type") == "markdown"
+    )
+    others = tuple(block for block in piece.blocks if block.get("type") != "markdown")
+    return blocks.Rendered(piece.text, (*mrkdwn_section(escape_mrkdwn(markdown)), *others))

@@ -1,0 +1,101 @@
+"""The store's interface: the one record of every question, thread, post and channel choice.
+
+Everything that must survive a restart, or that another process must see, lives behind this
+Protocol; whatever the glue keeps in memory is only a cache of it. `SqliteStore` implements it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from trellis_slack.bot.lifecycle import Status
+from trellis_slack.store.records import (
+    BotPost,
+    ChannelSettings,
+    Conversation,
+    QuestionRecord,
+    Receipt,
+)
+
+if TYPE_CHECKING:
+    import asyncio  # noqa: TID251 (a type only: the interface names the event it hands out)
+
+
+class Store(Protocol):
+    """Durable bot state. Every method may raise `StateError` when the database fails."""
+
+    async def close(self) -> None: ...
+
+    # Event dedupe: each (channel, key) is claimed once, ever (claims survive restarts).
+    async def claim_event(self, channel_id: str, ts: str) -> bool: ...
+    async def prune(self, older_than_days: float = 14.0) -> int: ...
+
+    # Conversations: thread (and owner) ↔ Trellis chat.
+    async def conversation(
+        self, team_id: str, channel_id: str, thread_ts: str, owner_id: str = ""
+    ) -> Conversation | None: ...
+    async def save_conversation(self, conversation: Conversation) -> None: ...
+    async def conversations_in_thread(
+        self, team_id: str, channel_id: str, thread_ts: str
+    ) -> list[Conversation]: ...
+
+    # Questions.
+    async def receive_question(
+        self, question: QuestionRecord, *, claim: str, follow_up: bool
+    ) -> Receipt:
+        """Claim the delivery and record the question as ``received``, in one step.
+
+        ``follow_up``: a plain reply, only the bot's when its thread already has a question.
+        """
+
+    async def add_question(self, question: QuestionRecord) -> None: ...
+    async def question(self, channel_id: str, ts: str) -> QuestionRecord | None: ...
+    async def update_question(
+        self,
+        channel_id: str,
+        ts: str,
+        *,
+        trellis_message_id: str | None = None,
+        status: Status | None = None,
+        text: str | None = None,
+    ) -> bool:
+        """Change the given fields; a status only along `lifecycle.TRANSITIONS` (False if not)."""
+
+    async def questions_in_thread(
+        self, channel_id: str, thread_ts: str
+    ) -> list[QuestionRecord]: ...
+    async def thread_has_questions(self, channel_id: str, thread_ts: str) -> bool: ...
+    async def unfinished_questions(self) -> list[QuestionRecord]: ...
+
+    # One answer at a time per thread, in the order the questions were asked.
+    async def claim_turn(
+        self, channel_id: str, thread_ts: str, question_ts: str, holder: str
+    ) -> bool:
+        """Take the thread for answering ``question_ts``.
+
+        Only when nobody holds it and no earlier question of the thread still waits (``received``
+        or ``queued``), so answers come in the order asked whatever the order of deliveries.
+        """
+
+    async def release_turn(self, channel_id: str, thread_ts: str, holder: str) -> None: ...
+    async def release_turns(self) -> int:
+        """Forget every claim (at start-up: the process that held them is gone)."""
+
+    def watch_thread(self, channel_id: str, thread_ts: str) -> asyncio.Event:
+        """An event set at the next change in the thread (a question's status, or its claim)."""
+
+    # The bot's own posts.
+    async def add_bot_post(self, post: BotPost) -> None: ...
+    async def bot_posts(self, channel_id: str, question_ts: str) -> list[BotPost]: ...
+    async def remove_bot_post(
+        self, channel_id: str, *, ts: str | None = None, file_id: str | None = None
+    ) -> None: ...
+    async def is_bot_post(self, channel_id: str, ts: str) -> bool: ...
+
+    # Channel settings and the Messages-tab greeting.
+    async def channel_settings(self, team_id: str, channel_id: str) -> ChannelSettings | None: ...
+    async def set_channel_settings(self, settings: ChannelSettings) -> None: ...
+    async def claim_greeting(self, team_id: str, user_id: str) -> bool: ...
+    async def release_greeting(self, team_id: str, user_id: str) -> None: ...
+
+    async def stats(self) -> dict[str, int]: ...
