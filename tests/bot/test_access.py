@@ -37,7 +37,7 @@ TEAMS = {ALICE: TEAM, BOB: TEAM, MALLORY: OTHER, ADMIN: TEAM}
 
 def ask_here(
     access: Access, user: str, team: str | None = TEAM, channel: str = CHANNEL
-) -> str | None:
+) -> Refusal | None:
     return refusal(
         access,
         user_id=user,
@@ -101,7 +101,7 @@ def test_who_may_change_channel_settings() -> None:
 
 def test_refusals_are_worded_once() -> None:
     """A refused question hears the whole refusal; other surfaces its first sentence."""
-    assert Refusal.EXTERNAL == (
+    assert Refusal.EXTERNAL.value == (
         "Sorry, I can only answer people from this workspace. Your question was not sent to Trellis."
     )
     assert Refusal.EXTERNAL.reason == "Sorry, I can only answer people from this workspace."
