@@ -135,9 +135,8 @@ CASES = {
 }
 
 #: Bridge still has its own copy of the rule, which lets allowed external users skip ALLOWED_USERS.
-_BRIDGE_NOT_SWITCHED = pytest.mark.xfail(strict=True, reason="bridge not yet on access.refusal")
 PARAMS = [pytest.param(name, id=name) for name in CASES] + [
-    pytest.param("external-not-listed", id="external-not-listed", marks=_BRIDGE_NOT_SWITCHED)
+    pytest.param("external-not-listed", id="external-not-listed")
 ]
 CASES["external-not-listed"] = Case(
     {"ALLOW_EXTERNAL_USERS": "true", "ALLOWED_USERS": BOB},

@@ -26,6 +26,12 @@ class TurnHandle(Protocol):
     async def interrupt(self) -> None: ...
 
 
+class PendingTurn(AbstractAsyncContextManager[TurnHandle], Protocol):
+    """A turn not yet entered; ``chat_id`` is the chat created for it, even if sending failed."""
+
+    chat_id: str | None
+
+
 class TurnSource(Protocol):
     """Something that runs turns: ``TrellisClient``, or a small fake in unit tests."""
 
@@ -35,7 +41,7 @@ class TurnSource(Protocol):
         *,
         identity: str | None = None,
         on_queued: Callable[[], Awaitable[None]] | None = None,
-    ) -> AbstractAsyncContextManager[TurnHandle]: ...
+    ) -> PendingTurn: ...
 
 
 class MessageDeleter(Protocol):

@@ -378,8 +378,8 @@ class _Streaming:
         finally:
             # The chat may have been created (REST) before sending failed or was stopped: keep
             # it, so a retry or follow-up continues it instead of opening yet another chat.
-            created = getattr(manager, "chat_id", None)
-            if isinstance(created, str) and created and conversation is None:
+            created = manager.chat_id
+            if created and conversation is None:
                 await runner.remember_chat(ask, None, request, ChatMetadata(created, None))
                 self.chat_known = True
         if turn is None:

@@ -10,6 +10,7 @@ from trellis_slack.errors import (
     TrellisAuthError,
     TrellisConnectionLost,
     TrellisError,
+    TrellisMalformedAnswer,
     TrellisRateLimited,
     TrellisTimeout,
     TrellisUnavailable,
@@ -125,6 +126,8 @@ def explain_error(exc: TrellisError) -> str:
         return "Trellis is receiving too many questions right now." + after
     if isinstance(exc, TrellisAPIError):
         return explain_trellis_message(str(exc), exc.debug_id, exc.code)
+    if isinstance(exc, TrellisMalformedAnswer):
+        return str(exc)  # already in plain words: "Trellis sent an answer I could not read."
     return f"Trellis could not answer: {exc}"
 
 
