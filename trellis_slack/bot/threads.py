@@ -44,16 +44,23 @@ class ThreadTurns:
     ) -> AsyncIterator[None]:
         """Hold the thread for work on ``question_ts``; ``on_wait`` runs once if it must wait."""
         holder = f"{self._instance}:{question_ts}:{uuid.uuid4().hex[:8]}"
-        waited = False
+        said = False
         while True:
             # Watched before the claim is tried, so a change right after the refusal still wakes
             # this waiter (no lost wake-up).
             changed = self.store.watch_thread(channel_id, thread_ts)
             if await self.store.claim_turn(channel_id, thread_ts, question_ts, holder):
                 break
-            if not waited and on_wait is not None:
+            # The note that it waits is posted only once every earlier question shows its own
+            # message, so the thread's messages (and the answers replacing them) stay in the
+            # order the questions were asked.
+            if (
+                not said
+                and on_wait is not None
+                and await self.store.earlier_questions_shown(channel_id, thread_ts, question_ts)
+            ):
+                said = True
                 await on_wait()
-            waited = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.recheck):
                     await changed.wait()

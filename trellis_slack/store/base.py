@@ -77,6 +77,11 @@ class Store(Protocol):
         or ``queued``), so answers come in the order asked whatever the order of deliveries.
         """
 
+    async def earlier_questions_shown(
+        self, channel_id: str, thread_ts: str, question_ts: str
+    ) -> bool:
+        """Whether every unfinished earlier question of the thread shows its working message."""
+
     async def release_turn(self, channel_id: str, thread_ts: str, holder: str) -> None: ...
     async def release_turns(self) -> int:
         """Forget every claim (at start-up: the process that held them is gone)."""

@@ -22,6 +22,7 @@ from trellis_slack.store.records import (
     BotPost,
     ChannelSettings,
     Conversation,
+    PostKind,
     QuestionRecord,
     Receipt,
     ts_order,
@@ -368,6 +369,33 @@ class SqliteStore(Records):
                 (channel_id, thread_ts, question_ts, holder, self._clock()),
             )
         return True
+
+    async def earlier_questions_shown(
+        self, channel_id: str, thread_ts: str, question_ts: str
+    ) -> bool:
+        """Whether every unfinished question asked before ``question_ts`` in the thread already
+        shows its working (or waiting) message, so a message posted now lands below theirs."""
+        return await self._run(self._earlier_questions_shown, channel_id, thread_ts, question_ts)
+
+    def _earlier_questions_shown(self, channel_id: str, thread_ts: str, question_ts: str) -> bool:
+        mine = ts_order(question_ts)
+        for q in self._questions_in_thread(channel_id, thread_ts):
+            if q.status not in UNFINISHED or q.ts == question_ts or ts_order(q.ts) > mine:
+                continue
+            shown = self._db.execute(
+                "SELECT 1 FROM bot_posts WHERE channel_id = ? AND question_ts = ? AND kind = ?"
+                " LIMIT 1",
+                (channel_id, q.ts, PostKind.STATUS),
+            ).fetchone()
+            if shown is None:
+                return False
+        return True
+
+    def _add_bot_post(self, post: BotPost) -> None:
+        super()._add_bot_post(post)
+        if post.kind is PostKind.STATUS:
+            # A question now shows itself: the questions waiting behind it may say they wait.
+            self._changed(post.channel_id, self._thread_of(post.channel_id, post.question_ts))
 
     async def release_turn(self, channel_id: str, thread_ts: str, holder: str) -> None:
         """Give the thread back (only ``holder``'s claim is released)."""
