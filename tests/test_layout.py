@@ -13,14 +13,7 @@ from tests.helpers import ROOT
 
 # Product modules still over MAX_LINES while they are being split. Empty it as the splits land:
 # test_the_size_allowance_names_only_modules_still_over_it fails on an entry no longer needed.
-OVER_MAX_LINES_FOR_NOW: Final = frozenset(
-    {
-        "bot/lifecycle.py",
-        "bot/turn.py",
-        "slack/events.py",
-        "store/sqlite.py",
-    }
-)
+OVER_MAX_LINES_FOR_NOW: Final[frozenset[str]] = frozenset()
 MAX_LINES: Final = 400
 
 PACKAGE: Final = ROOT / "trellis_slack"

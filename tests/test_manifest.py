@@ -14,7 +14,7 @@ import yaml
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.helpers import ROOT
-from trellis_slack.bot.app import ROUTES
+from trellis_slack.bot.routes import ROUTES
 
 MANIFEST = ROOT / "manifest.yml"
 #: Slack's schema, committed so the test never depends on a folder outside the repository.

@@ -28,9 +28,37 @@ Choices the docs leave open, made here for the user's sake:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from trellis_slack.bot.lifecycle_status import (
+    ENDED,
+    GONE,
+    PREDECESSORS,
+    TRANSITIONS,
+    UNFINISHED,
+    S,
+    Status,
+    may_change,
+)
+from trellis_slack.bot.turn_events import (
+    Connected,
+    Effect,
+    Failed,
+    Finish,
+    Frame,
+    Interrupt,
+    RememberChat,
+    ShowAnswer,
+    ShowFailure,
+    ShowProgress,
+    ShowStopped,
+    ShowVisualization,
+    StopClicked,
+    StopFor,
+    StreamEnded,
+    Tell,
+    TurnEvent,
+)
 from trellis_slack.slack import blocks
 from trellis_slack.trellis.protocol import (
     ChatMetadata,
@@ -43,59 +71,44 @@ from trellis_slack.trellis.protocol import (
     Visualization,
 )
 
-
-class Status(enum.StrEnum):
-    """Where a question is in its life; the store keeps exactly one of these per question."""
-
-    #: Recorded on arrival, before any Slack call, so a reply right behind it finds its thread.
-    RECEIVED = "received"
-    #: Accepted for Trellis; waits for the answers above it in its thread.
-    QUEUED = "queued"
-    ANSWERING = "answering"
-    ANSWERED = "answered"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    #: Trellis forgot it because an earlier question of its conversation was edited or deleted.
-    DROPPED = "dropped"
-    DELETED = "deleted"
-    #: Never sent to Trellis: refused by the access policy, empty, or its asker has no e-mail.
-    DECLINED = "declined"
-
-
-S = Status
-
-#: Every change of status the bot makes; the store refuses any other.
-TRANSITIONS: Mapping[Status, frozenset[Status]] = {
-    S.RECEIVED: frozenset({S.QUEUED, S.DECLINED, S.DELETED, S.DROPPED, S.FAILED}),
-    S.QUEUED: frozenset({S.QUEUED, S.ANSWERING, S.DELETED, S.DROPPED, S.FAILED}),
-    S.ANSWERING: frozenset({S.ANSWERED, S.FAILED, S.STOPPED}),
-    S.ANSWERED: frozenset({S.QUEUED, S.DELETED, S.DROPPED}),
-    S.FAILED: frozenset({S.QUEUED, S.DELETED, S.DROPPED}),
-    S.STOPPED: frozenset({S.QUEUED, S.DELETED, S.DROPPED}),
-    # Asked again from scratch: an edit that mentions the bot, or of a dropped question.
-    S.DROPPED: frozenset({S.RECEIVED, S.DELETED}),
-    S.DECLINED: frozenset({S.RECEIVED}),
-    S.DELETED: frozenset({S.RECEIVED}),
-}
-
-#: For each status, the statuses it may be reached from (what the store checks on update).
-PREDECESSORS: Mapping[Status, frozenset[Status]] = {
-    target: frozenset(source for source, targets in TRANSITIONS.items() if target in targets)
-    for target in Status
-}
-
-#: A previous process ended before answering these (a crash, a kill): they get Retry at start-up.
-UNFINISHED = frozenset({S.RECEIVED, S.QUEUED, S.ANSWERING})
-#: Trellis no longer has these (or never had): they are left out of a conversation's later turns.
-GONE = frozenset({S.DELETED, S.DROPPED, S.DECLINED})
-#: An answer ended: Retry, edits and deletions work on these.
-ENDED = frozenset({S.ANSWERED, S.FAILED, S.STOPPED})
-
-
-def may_change(old: Status, new: Status) -> bool:
-    """Whether a question may go from ``old`` to ``new``."""
-    return new in TRANSITIONS[old]
-
+__all__ = [
+    "ALREADY_COMPLETE",
+    "ALREADY_OVER",
+    "ENDED",
+    "GONE",
+    "NO_FINAL",
+    "PREDECESSORS",
+    "TRANSITIONS",
+    "UNFINISHED",
+    "Connected",
+    "DeletionDecision",
+    "EditDecision",
+    "Effect",
+    "Failed",
+    "Finish",
+    "Frame",
+    "Interrupt",
+    "Phase",
+    "RememberChat",
+    "ShowAnswer",
+    "ShowFailure",
+    "ShowProgress",
+    "ShowStopped",
+    "ShowVisualization",
+    "Status",
+    "StopClicked",
+    "StopFor",
+    "StopRequest",
+    "StreamEnded",
+    "Tell",
+    "Turn",
+    "TurnEvent",
+    "decide_deletion",
+    "decide_edit",
+    "may_change",
+    "may_retry",
+    "step",
+]
 
 # --- what an edit, a deletion or Retry means -------------------------------------------------
 
@@ -196,133 +209,6 @@ class Turn:
         """Whether a Stop now would still change anything."""
         return self.stop is None and self.phase in (Phase.CONNECTING, Phase.STREAMING)
 
-
-# Events
-
-
-@dataclass(frozen=True, slots=True)
-class StopClicked:
-    """Someone clicked Stop (or Slack sent its own stop signal)."""
-
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopFor:
-    """The bot stops the answer itself: the question was edited or deleted, or a shutdown."""
-
-    reason: str
-    offers_retry: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """The question was sent to Trellis on a connection: from now on it can be interrupted."""
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One event from Trellis for this turn."""
-
-    event: TrellisEvent
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnded:
-    """Trellis's stream ended without a final frame (or Stop won before anything was sent)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """The turn failed: Trellis unreachable, a time-out, a frame it could not read, a bug."""
-
-    message: str
-    retryable: bool
-
-
-TurnEvent = StopClicked | StopFor | Connected | Frame | StreamEnded | Failed
-
-
-# Effects
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupt:
-    """Ask Trellis to stop generating."""
-
-
-@dataclass(frozen=True, slots=True)
-class ShowProgress:
-    """Show the turn's status line and the text streamed so far."""
-
-    status_line: str | None
-    streamed: str
-
-
-@dataclass(frozen=True, slots=True)
-class ShowVisualization:
-    """Render and post a chart or table (in the order they arrived)."""
-
-    viz: Visualization
-
-
-@dataclass(frozen=True, slots=True)
-class RememberChat:
-    """Record the Trellis chat (and the question's Trellis id) for follow-ups, edits, deletions."""
-
-    metadata: ChatMetadata
-
-
-@dataclass(frozen=True, slots=True)
-class ShowAnswer:
-    """Show the final answer (after ``held``, the charts that arrived after a Stop)."""
-
-    content: str
-    held: tuple[Visualization, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ShowStopped:
-    """Say the answer was stopped, and by whom or why."""
-
-    by: str | None
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ShowFailure:
-    """Say, in plain words, why there is no answer; with Retry when asking again can help."""
-
-    message: str
-    retry: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Tell:
-    """Tell one person something only they see."""
-
-    user_id: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """Record how the question ended."""
-
-    status: Status
-
-
-Effect = (
-    Interrupt
-    | ShowProgress
-    | ShowVisualization
-    | RememberChat
-    | ShowAnswer
-    | ShowStopped
-    | ShowFailure
-    | Tell
-    | Finish
-)
 
 #: What the clicker of a Stop that changes nothing is told.
 ALREADY_OVER = "That answer has already finished or is being stopped."

@@ -17,24 +17,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from trellis_slack.bot import lifecycle
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster, VisualPoster
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
+from trellis_slack.bot.streaming import Streaming
 from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.ops.metrics import Metrics
 from trellis_slack.slack import blocks
-from trellis_slack.slack.markdown import streaming_preview
 from trellis_slack.slack.web import LiveMessage, SlackIO
 from trellis_slack.store.base import Store
 from trellis_slack.store.records import Conversation, PostKind, QuestionRecord
 from trellis_slack.trellis.client import EditMessage, SendMessage
-from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent
+from trellis_slack.trellis.protocol import ChatMetadata
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +135,7 @@ class TurnRunner:
         active = self.active.get((channel_id, question_ts))
         if active is None:
             return False
-        await self._perform_now(active, active.feed(event))
+        await self.perform_now(active, active.feed(event))
         return True
 
     async def run(self, ask: Ask, *, status_ts: str | None = None) -> Status:
@@ -187,7 +185,7 @@ class TurnRunner:
             return current.status if current else Status.DELETED
         live = LiveMessage(self.slack, ask.channel_id, status_ts, interval=self.update_interval)
         visuals = VisualPoster(poster, self.renderer)
-        streaming = _Streaming(self, active, live, visuals)
+        streaming = Streaming(self, active, live, visuals)
         try:
             ending = await streaming.run()
         except TrellisError as exc:
@@ -253,13 +251,13 @@ class TurnRunner:
             elif isinstance(effect, lifecycle.Finish):
                 outcome = effect.status
             else:
-                await self._perform_now(active, (effect,))
+                await self.perform_now(active, (effect,))
         self.metrics.count(outcome)
         self.metrics.observe_answer(outcome, time.monotonic() - active.started)
         await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
         return outcome
 
-    async def _perform_now(self, active: ActiveTurn, effects: tuple[lifecycle.Effect, ...]) -> None:
+    async def perform_now(self, active: ActiveTurn, effects: tuple[lifecycle.Effect, ...]) -> None:
         """The effects that take place at once, wherever the event came from."""
         for effect in effects:
             if isinstance(effect, lifecycle.Interrupt):
@@ -309,171 +307,3 @@ class TurnRunner:
             await self.store.update_question(
                 ask.channel_id, ask.question_ts, trellis_message_id=event.user_message_id
             )
-
-
-def request_for(
-    ask: Ask, conversation: Conversation | None, defaults: Defaults
-) -> SendMessage | EditMessage:
-    """What to send Trellis: a new message in the thread's chat (or a new chat), or an edit."""
-    integration = conversation.integration_id if conversation else defaults.integration_id
-    model = conversation.model if conversation else defaults.model
-    if ask.reask and ask.question.trellis_message_id is not None:
-        return EditMessage(
-            message_id=ask.question.trellis_message_id,
-            text=ask.question.text,
-            integration_id=integration,
-            model=model,
-        )
-    return SendMessage(
-        text=ask.question.text,
-        chat_id=conversation.chat_id if conversation else None,
-        integration_id=integration,
-        model=model,
-        title=None if conversation else _title(ask.question.text),
-    )
-
-
-def _title(text: str) -> str:
-    """A chat title from the question: its first line, at most 80 characters."""
-    line = text.strip().splitlines()[0] if text.strip() else "Slack question"
-    return line if len(line) <= 80 else line[:79] + "…"
-
-
-class _Streaming:
-    """One turn's stream: Trellis events fed to the state machine, their effects shown live."""
-
-    def __init__(
-        self, runner: TurnRunner, active: ActiveTurn, live: LiveMessage, visuals: VisualPoster
-    ) -> None:
-        self.runner = runner
-        self.active = active
-        self.live = live
-        self.visuals = visuals
-        self.final_frame_at: float | None = None
-        self.chat_known = False
-
-    async def run(self) -> tuple[lifecycle.Effect, ...]:
-        """Stream the turn; returns the effects that end it."""
-        ask, runner, active = self.active.ask, self.runner, self.active
-        conversation = await runner.store.conversation(
-            ask.team_id, ask.channel_id, ask.thread_ts, ask.question.owner_id
-        )
-        defaults = (
-            runner.defaults
-            if conversation
-            else await runner.channel_defaults(ask.team_id, ask.channel_id)
-        )
-        request = request_for(ask, conversation, defaults)
-
-        async def on_queued() -> None:
-            self.live.show(
-                blocks.working(
-                    "Waiting for a free Trellis connection…", question_ts=ask.question_ts
-                )
-            )
-
-        manager = runner.trellis.turn(request, identity=ask.identity, on_queued=on_queued)
-        try:
-            turn = await _enter_unless_stopped(manager, active.stop_requested)
-        finally:
-            # The chat may have been created (REST) before sending failed or was stopped: keep
-            # it, so a retry or follow-up continues it instead of opening yet another chat.
-            created = manager.chat_id
-            if created and conversation is None:
-                await runner.remember_chat(ask, None, request, ChatMetadata(created, None))
-                self.chat_known = True
-        if turn is None:
-            # Stop while it waited for a connection: nothing was sent.
-            return active.feed(lifecycle.StreamEnded())
-        async with _entered(manager, turn):
-            active.handle = turn
-            try:
-                await runner._perform_now(active, active.feed(lifecycle.Connected()))
-                async for event in turn:
-                    if isinstance(event, ErrorEvent):
-                        runner.metrics.count_error(event)
-                    effects = active.feed(lifecycle.Frame(event))
-                    if active.state.phase is lifecycle.Phase.ENDED:
-                        self.final_frame_at = turn.last_frame_at
-                        return await self._show(effects, conversation, request, ending=True)
-                    await self._show(effects, conversation, request, ending=False)
-            finally:
-                if not self.chat_known and turn.chat_id:
-                    # Stopped (or failed) before Trellis named the chat: the chat created for
-                    # this thread still exists, so follow-ups must continue it.
-                    await runner.remember_chat(
-                        ask, conversation, request, ChatMetadata(turn.chat_id, None)
-                    )
-        return active.feed(lifecycle.StreamEnded())
-
-    async def _show(
-        self,
-        effects: tuple[lifecycle.Effect, ...],
-        conversation: Conversation | None,
-        request: SendMessage | EditMessage,
-        *,
-        ending: bool,
-    ) -> tuple[lifecycle.Effect, ...]:
-        """Perform the effects that happen while streaming; return the rest (the ending)."""
-        rest: list[lifecycle.Effect] = []
-        ask = self.active.ask
-        for effect in effects:
-            if isinstance(effect, lifecycle.RememberChat):
-                self.chat_known = True
-                await self.runner.remember_chat(ask, conversation, request, effect.metadata)
-            elif isinstance(effect, lifecycle.ShowProgress):
-                status = blocks.status_line(effect.status_line) if effect.status_line else None
-                preview = streaming_preview(effect.streamed).blocks if effect.streamed else ()
-                self.live.show(
-                    blocks.working(
-                        status or "Working on it…", question_ts=ask.question_ts, preview=preview
-                    )
-                )
-            elif isinstance(effect, lifecycle.ShowVisualization):
-                self.visuals.add(effect.viz)
-            elif ending:
-                rest.append(effect)
-            else:
-                await self.runner._perform_now(self.active, (effect,))
-        return tuple(rest)
-
-
-async def _enter_unless_stopped(
-    manager: AbstractAsyncContextManager[TurnHandle], stop: asyncio.Event
-) -> TurnHandle | None:
-    """Enter the turn (which may wait for a free connection) unless Stop is clicked first.
-
-    None when Stop won: the question was never sent, so there is nothing to interrupt.
-    """
-    entering = asyncio.ensure_future(manager.__aenter__())
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({entering, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        entering.cancel()
-        raise
-    finally:
-        stopping.cancel()
-    if not entering.done():
-        entering.cancel()
-    try:
-        return await entering  # it may have got in just before the cancel: then it is used
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise  # we are being cancelled ourselves, not just the entering
-        return None
-
-
-@asynccontextmanager
-async def _entered(
-    manager: AbstractAsyncContextManager[TurnHandle], turn: TurnHandle
-) -> AsyncIterator[TurnHandle]:
-    """``async with`` for a context manager that was already entered."""
-    try:
-        yield turn
-    except BaseException as exc:
-        if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await manager.__aexit__(None, None, None)

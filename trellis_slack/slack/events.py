@@ -12,6 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trellis_slack.slack.interactions import (
+    ButtonClick,
+    HomeOpened,
+    SlashCommand,
+    parse_button,
+    parse_home_opened,
+    parse_slash_command,
+)
+from trellis_slack.slack.interactions import non_empty as _str
 from trellis_slack.slack.text import mentioned_user_ids, question_text
 
 __all__ = [
@@ -115,12 +124,6 @@ _NON_EDITS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("reaction", ("reactions",)),
     ("files", ("files",)),
 )
-
-
-def _str(data: Mapping[str, Any], key: str) -> str | None:
-    """`data[key]` if it is a non-empty string."""
-    value = data.get(key)
-    return value if isinstance(value, str) and value else None
 
 
 def _thread(message: Mapping[str, Any], ts: str) -> str | None:
@@ -323,84 +326,3 @@ def classify_app_mention(event: Mapping[str, Any], bot: BotIdentity) -> Meaning:
 
 
 # --- buttons, slash commands and the App Home -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ButtonClick:
-    """Someone clicked one of the bot's buttons (Stop, Retry) under an answer."""
-
-    channel_id: str
-    #: The question the button belongs to (the button's ``value``).
-    question_ts: str
-    user_id: str
-    #: The message the button sat in, when Slack says.
-    message_ts: str | None
-
-
-def parse_button(body: Mapping[str, Any]) -> ButtonClick | None:
-    """A ``block_actions`` payload as a click; None (and a warning) when fields are missing."""
-    try:
-        action = body["actions"][0]
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or body["channel"]["id"]
-        return ButtonClick(
-            channel_id=str(channel),
-            question_ts=str(action["value"]),
-            user_id=str(body["user"]["id"]),
-            message_ts=_str(container, "message_ts"),
-        )
-    except (KeyError, IndexError, TypeError, AttributeError):
-        logger.warning("a button payload without the fields it needs was ignored")
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class SlashCommand:
-    """A slash command someone ran: its text, who, where, and where to answer."""
-
-    text: str
-    user_id: str
-    channel_id: str
-    is_dm: bool
-    response_url: str | None
-
-
-def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand:
-    """A ``slash_commands`` payload; missing fields are empty (the command then refuses)."""
-    channel = _str(body, "channel_id") or ""
-    text = body.get("text")
-    return SlashCommand(
-        text=text if isinstance(text, str) else "",
-        user_id=_str(body, "user_id") or "",
-        channel_id=channel,
-        is_dm=body.get("channel_name") == "directmessage" or channel.startswith("D"),
-        response_url=_str(body, "response_url"),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class HomeOpened:
-    """Someone opened the app's Home or Messages tab."""
-
-    user_id: str
-    tab: str  # "home" | "messages"
-    #: The person's DM with the bot (their Messages tab); the user id when Slack leaves it out.
-    channel_id: str
-    #: ``private_metadata`` of the Home tab they see now, if any.
-    shown_digest: str | None
-
-
-def parse_home_opened(event: Mapping[str, Any]) -> HomeOpened | None:
-    """An ``app_home_opened`` event; None (and a warning) without a user."""
-    user = _str(event, "user") if isinstance(event, Mapping) else None
-    if user is None:
-        logger.warning("an app_home_opened event without a user was ignored")
-        return None
-    view = event.get("view")
-    digest = view.get("private_metadata") if isinstance(view, Mapping) else None
-    return HomeOpened(
-        user_id=user,
-        tab=_str(event, "tab") or "",
-        channel_id=_str(event, "channel") or user,
-        shown_digest=digest if isinstance(digest, str) else None,
-    )

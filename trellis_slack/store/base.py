@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from trellis_slack.bot.lifecycle import Status
+from trellis_slack.bot.lifecycle_status import Status
 from trellis_slack.store.records import (
     BotPost,
     ChannelSettings,

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from trellis_slack.bot.lifecycle import Status
+from trellis_slack.bot.lifecycle_status import Status
 
 
 class PostKind(enum.StrEnum):

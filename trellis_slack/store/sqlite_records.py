@@ -99,6 +99,9 @@ class Records:
         await self._run(self._add_bot_post, post)
 
     def _add_bot_post(self, post: BotPost) -> None:
+        self._add_bot_post_row(post)
+
+    def _add_bot_post_row(self, post: BotPost) -> None:
         table = self._db.table("bot_posts")
         # The same post seen again: same message ts, or the same file (whose share ts may have
         # been learned since).

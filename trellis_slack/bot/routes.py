@@ -1,0 +1,142 @@
+"""The one wiring table: every event, action and command the app handles, and the Bolt app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.web.async_client import AsyncWebClient
+
+from trellis_slack.bot.bridge import Bridge
+from trellis_slack.bot.commands import COMMAND, Commands
+from trellis_slack.bot.home import Home
+from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
+from trellis_slack.slack.events import parse_button
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """What the wiring table's handlers hand work to."""
+
+    bridge: Bridge
+    commands: Commands
+    home: Home
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One row of the wiring table: what Slack sends → which handler."""
+
+    kind: str  # "event" | "action" | "command"
+    name: str  # event type, action_id or slash command
+    #: Starts the work in the background; may return what to ack with (a command's answer).
+    handler: Callable[[Listeners, dict[str, Any]], Rendered | None]
+
+
+def _on_message(listeners: Listeners, body: dict[str, Any]) -> None:
+    listeners.bridge.spawn(listeners.bridge.on_message(body["event"]))
+
+
+def _on_app_mention(listeners: Listeners, body: dict[str, Any]) -> None:
+    listeners.bridge.spawn(listeners.bridge.on_app_mention(body["event"]))
+
+
+def _on_app_home_opened(listeners: Listeners, body: dict[str, Any]) -> None:
+    listeners.bridge.spawn(listeners.home.opened(body["event"]))
+
+
+def _on_command(listeners: Listeners, body: dict[str, Any]) -> Rendered | None:
+    answer = listeners.commands.immediate(body)
+    if answer is None:
+        listeners.bridge.spawn(listeners.commands.run(body))
+    return answer
+
+
+def _on_stop(listeners: Listeners, body: dict[str, Any]) -> None:
+    click = parse_button(body)
+    if click:
+        bridge = listeners.bridge
+        bridge.spawn(
+            bridge.on_stop(
+                channel_id=click.channel_id, question_ts=click.question_ts, user_id=click.user_id
+            )
+        )
+
+
+def _on_retry(listeners: Listeners, body: dict[str, Any]) -> None:
+    click = parse_button(body)
+    if click:
+        bridge = listeners.bridge
+        bridge.spawn(
+            bridge.on_retry(
+                channel_id=click.channel_id,
+                question_ts=click.question_ts,
+                user_id=click.user_id,
+                message_ts=click.message_ts,
+            )
+        )
+
+
+#: Everything the app handles. ``manifest.yml`` subscribes exactly these events; every ``message``
+#: subtype reaches ``_on_message`` (Bolt only acks events a listener matches).
+ROUTES: tuple[Route, ...] = (
+    Route("event", "message", _on_message),
+    Route("event", "app_mention", _on_app_mention),
+    Route("action", STOP_ACTION, _on_stop),
+    Route("action", RETRY_ACTION, _on_retry),
+    Route("event", "app_home_opened", _on_app_home_opened),
+    Route("command", COMMAND, _on_command),
+)
+
+
+class _QuietTokenWarning(logging.Filter):
+    """Drops Bolt's start-up warning that ``SLACK_BOT_TOKEN`` is unused.
+
+    Bolt reads ``SLACK_BOT_TOKEN`` from the environment itself, then warns that the client we pass
+    (the same token, plus ``SLACK_API_URL`` and rate-limit retries) wins. That is intended, and
+    the warning would only worry an admin.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def build_app(client: AsyncWebClient, listeners: Listeners) -> AsyncApp:
+    """A Bolt app wired from ``ROUTES``; listeners ack at once and hand the work on."""
+    bolt_logger = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
+    if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_QuietTokenWarning())
+    app = AsyncApp(client=client, process_before_response=False)
+    for route in ROUTES:
+        app_listener = _listener(listeners, route)
+        if route.kind == "event":
+            app.event(route.name)(app_listener)
+        elif route.kind == "command":
+            app.command(route.name)(app_listener)
+        else:
+            app.action(route.name)(app_listener)
+    return app
+
+
+def _listener(listeners: Listeners, route: Route) -> Handler:
+    async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any]) -> None:
+        try:
+            answer = route.handler(listeners, body)
+        except Exception:
+            log.exception("the %s %s handler failed", route.kind, route.name)
+            answer = None
+        if answer is None:
+            await ack()
+        else:
+            await ack(text=answer.text, blocks=list(answer.blocks), response_type="ephemeral")
+
+    listener.__name__ = f"on_{route.kind}_{route.name}"
+    return listener
