@@ -11,7 +11,7 @@ from trellis_slack.settings import Settings
 from trellis_slack.slack.blocks import Rendered
 from trellis_slack.slack.events import BotIdentity, SlashCommand
 from trellis_slack.slack.users import UserInfo
-from trellis_slack.store.sqlite import Store
+from trellis_slack.store.sqlite import SqliteStore as Store
 from trellis_slack.trellis.rest import Integration, ModelList
 from trellis_slack.trellis.tokens import StaticToken
 

@@ -20,7 +20,9 @@ from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import Settings
 from trellis_slack.slack.events import BotIdentity
 from trellis_slack.slack.web import SlackIO
-from trellis_slack.store.sqlite import MIGRATIONS, SCHEMA_VERSION, ChannelSettings, Store
+from trellis_slack.store.records import ChannelSettings
+from trellis_slack.store.schema import MIGRATIONS, SCHEMA_VERSION
+from trellis_slack.store.sqlite import SqliteStore as Store
 
 BOT = BotIdentity(user_id=BOT_USER, bot_id="B0BOT", team_id="T0TEAM")
 

@@ -12,7 +12,7 @@ from trellis_slack.settings import Settings
 from trellis_slack.slack.blocks import Rendered
 from trellis_slack.slack.events import BotIdentity
 from trellis_slack.slack.users import UserInfo
-from trellis_slack.store.sqlite import Store
+from trellis_slack.store.sqlite import SqliteStore as Store
 
 BOT = BotIdentity(user_id="U0BOT", bot_id="B0BOT", team_id="T0TEAM")
 SETTINGS = Settings.from_mapping(

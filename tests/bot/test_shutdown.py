@@ -24,7 +24,7 @@ from tests.helpers import (
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis, Step, answer
 from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION
-from trellis_slack.store.sqlite import Store
+from trellis_slack.store.sqlite import SqliteStore as Store
 
 
 async def test_sigterm_finishes_the_answer_in_progress_and_exits_0(

@@ -16,15 +16,15 @@ import pytest
 
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.errors import StateError
-from trellis_slack.store.records import PostKind
-from trellis_slack.store.sqlite import (
-    SCHEMA_VERSION,
+from trellis_slack.store.records import (
     BotPost,
     ChannelSettings,
     Conversation,
+    PostKind,
     QuestionRecord,
-    Store,
 )
+from trellis_slack.store.schema import SCHEMA_VERSION
+from trellis_slack.store.sqlite import SqliteStore as Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -447,7 +447,7 @@ async def test_unopenable_paths_raise_state_error_naming_the_path(
 _CHILD = """
 import asyncio, sys
 from trellis_slack.errors import StateError
-from trellis_slack.store.sqlite import Store
+from trellis_slack.store.sqlite import SqliteStore as Store
 
 async def main() -> None:
     try:

@@ -39,7 +39,8 @@ from trellis_slack.slack.blocks import Rendered, explain_error
 from trellis_slack.slack.events import BotIdentity, SlashCommand, parse_slash_command
 from trellis_slack.slack.markdown import escape_mrkdwn
 from trellis_slack.slack.users import UserInfo
-from trellis_slack.store.sqlite import ChannelSettings, Store
+from trellis_slack.store.base import Store
+from trellis_slack.store.records import ChannelSettings
 from trellis_slack.trellis.rest import Integration, ModelList
 from trellis_slack.trellis.tokens import TokenProvider, with_token
 

@@ -15,7 +15,7 @@ from trellis_slack.slack.blocks import Block, Rendered
 from trellis_slack.slack.events import BotIdentity, HomeOpened, parse_home_opened
 from trellis_slack.slack.markdown import escape_mrkdwn
 from trellis_slack.slack.users import UserInfo
-from trellis_slack.store.sqlite import Store
+from trellis_slack.store.base import Store
 
 log = logging.getLogger(__name__)
 

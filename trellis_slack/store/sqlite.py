@@ -19,14 +19,11 @@ from sqlite_utils import Database
 from trellis_slack.bot.lifecycle_status import PREDECESSORS, UNFINISHED, Status, may_change
 from trellis_slack.errors import StateError
 from trellis_slack.store.records import (
-    BotPost,
-    ChannelSettings,
-    Conversation,
     QuestionRecord,
     Receipt,
     ts_order,
 )
-from trellis_slack.store.schema import MEMORY, MIGRATIONS, SCHEMA_VERSION, open_sync
+from trellis_slack.store.schema import MEMORY, open_sync
 from trellis_slack.store.sqlite_records import Records
 from trellis_slack.store.sqlite_turns import TurnClaims
 
@@ -337,18 +334,3 @@ class SqliteStore(TurnClaims, Records):
                 return Receipt.DUPLICATE
             self._add_question(replace(q, status=Status.RECEIVED))
         return Receipt.NEW
-
-
-# Until every caller imports from store.records / store.base / store.schema (the redesign moves
-# them there), the old names stay reachable here.
-Store = SqliteStore
-__all__ = [
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
-    "BotPost",
-    "ChannelSettings",
-    "Conversation",
-    "QuestionRecord",
-    "SqliteStore",
-    "Store",
-]
