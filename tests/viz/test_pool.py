@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +239,15 @@ async def test_closed_renderer_answers_with_a_note() -> None:
     async with asyncio.timeout(5):
         result = await renderer.render("cl00000000", "chart", ORDERS)
     assert isinstance(only(result), TableMessage)
+
+
+def test_the_bot_process_does_not_load_matplotlib() -> None:
+    """Importing the bot (and its renderer) loads no matplotlib or Pillow: only the chart workers draw."""
+    code = (
+        "import sys, trellis_slack.cli, trellis_slack.bot.app, trellis_slack.viz.renderer\n"
+        "print(sorted(m for m in ('matplotlib', 'PIL') if m in sys.modules))"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
