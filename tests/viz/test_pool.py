@@ -37,8 +37,8 @@ def renderer() -> Iterator[Renderer]:
 
 @pytest.fixture
 def idle() -> Iterator[Renderer]:
-    """A renderer whose workers exit 50 ms after the last chart."""
-    pool = Renderer(max_workers=2, idle_exit=0.05)
+    """A renderer whose workers exit 0.3 s after the last chart (long enough to look at them)."""
+    pool = Renderer(max_workers=2, idle_exit=0.3)
     yield pool
     pool.close()
 
