@@ -71,7 +71,7 @@ class Bot:
         backoff: Backoff | None = None,
         update_interval: float = 1.0,
         pace: bool = True,
-        warm_up_charts: bool = True,
+        warm_up_charts: bool = False,
     ) -> None:
         self.settings = settings
         self._warm_up_charts = warm_up_charts

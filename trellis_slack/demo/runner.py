@@ -62,7 +62,7 @@ class Demo:
         pace: float = 1.0,
         hold: asyncio.Event | None = None,
         update_interval: float = 1.0,
-        warm_up_charts: bool = True,
+        warm_up_charts: bool = False,
         slash_timeout: float = 3.0,
         backoff: Backoff | None = None,
     ) -> None:
