@@ -41,6 +41,11 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "users.info": frozenset({"users:read", "users:read.email"}),
     "reactions.add": frozenset({"reactions:write"}),
     "views.publish": frozenset(),
+    # Native streaming and Slack's status line (SLACK.md, "Slack's AI surface, 2026").
+    "chat.startStream": frozenset({"chat:write"}),
+    "chat.appendStream": frozenset({"chat:write"}),
+    "chat.stopStream": frozenset({"chat:write"}),
+    "assistant.threads.setStatus": frozenset({"chat:write"}),
 }
 
 #: Methods called with the app-level token (``xapp-…``), whose scope is granted when the admin

@@ -192,3 +192,12 @@ def test_quoted_values_are_reported_as_quotes() -> None:
         "SLACK_BOT_TOKEN is wrapped in quotes: remove them (docker --env-file keeps quotes as "
         "part of the value)"
     ]
+
+
+def test_streaming_defaults_to_native_and_accepts_update() -> None:
+    """SLACK_STREAMING is native unless set to update; anything else is a clear problem."""
+    assert load(base_env()).slack_streaming == "native"
+    assert load(base_env(SLACK_STREAMING="UPDATE")).slack_streaming == "update"
+    with pytest.raises(ConfigError) as info:
+        load(base_env(SLACK_STREAMING="fast"))
+    assert "SLACK_STREAMING must be 'native' or 'update'" in str(info.value)

@@ -15,6 +15,7 @@ from trellis_slack.errors import ConfigError
 from trellis_slack.logs import LogFormat
 
 FollowUps = Literal["all", "mentions"]
+Streaming = Literal["native", "update"]
 
 #: Every variable the bridge reads, with its one-line meaning. The README's configuration table is
 #: tested against this mapping, so a variable cannot be added without being documented.
@@ -31,6 +32,7 @@ VARIABLES: dict[str, str] = {
     "TRELLIS_SLACK_DB": "Path of the SQLite state file. Default `./trellis-slack.db`.",
     "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`. Default `INFO`.",
     "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
+    "SLACK_STREAMING": "`native`: answers stream into their message with Slack's streaming methods, steps as task cards (default); `update`: the message is edited as the answer grows (for workspaces that cannot stream).",
     "ALLOWED_CHANNELS": "Comma-separated channel ids the bot answers in (DMs included by id). Default: everywhere it is invited.",
     "ALLOWED_USERS": "Comma-separated Slack user ids allowed to ask. Default: everyone in the workspace.",
     "ALLOW_EXTERNAL_USERS": "`true` to answer users from other workspaces (Slack Connect). Default `false`.",
@@ -68,6 +70,7 @@ class Settings:
     db_path: str = "./trellis-slack.db"
     log_level: str = "INFO"
     follow_ups: FollowUps = "all"
+    slack_streaming: Streaming = "native"
     allowed_channels: frozenset[str] | None = None
     allowed_users: frozenset[str] | None = None
     allow_external_users: bool = False
@@ -137,6 +140,7 @@ class Settings:
             log_level=reader.choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
             log_format=reader.log_format(),
             follow_ups=reader.follow_ups(),
+            slack_streaming=reader.streaming(),
             allowed_channels=reader.id_list("ALLOWED_CHANNELS"),
             allowed_users=reader.id_list("ALLOWED_USERS"),
             allow_external_users=reader.boolean("ALLOW_EXTERNAL_USERS", default=False),
@@ -240,6 +244,14 @@ class _Reader:
         if value != "all":
             self.problems.append(f"FOLLOW_UPS must be 'all' or 'mentions' (got {value!r})")
         return "all"
+
+    def streaming(self) -> Streaming:
+        value = (self.optional("SLACK_STREAMING") or "native").lower()
+        if value == "update":
+            return "update"
+        if value != "native":
+            self.problems.append(f"SLACK_STREAMING must be 'native' or 'update' (got {value!r})")
+        return "native"
 
     def id_list(self, name: str) -> frozenset[str] | None:
         value = self.optional(name)

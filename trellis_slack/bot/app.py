@@ -191,6 +191,7 @@ class Bot:
             defaults=Defaults(self.settings.trellis_integration_id, self.settings.trellis_model),
             update_interval=self._update_interval,
             metrics=self.metrics,
+            native=self.settings.slack_streaming == "native",
         )
         return Bridge(
             bot=bot, slack=slack, store=store, runner=runner, access=access, trellis=trellis

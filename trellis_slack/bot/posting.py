@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from trellis_slack.bot.seams import VisualizationRenderer
+
+if TYPE_CHECKING:
+    from trellis_slack.bot.views import AnswerView
 from trellis_slack.slack import blocks
 from trellis_slack.slack.markdown import answer_messages, escape_mrkdwn, mrkdwn_section
-from trellis_slack.slack.web import LiveMessage, SlackIO
+from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
 from trellis_slack.store.records import BotPost, PostKind
 from trellis_slack.trellis.protocol import Visualization
@@ -55,7 +59,7 @@ class ThreadPoster:
             await self.record(kind, ts=ts)
         return ts
 
-    async def answer(self, live: LiveMessage, content: str, *, posted_below: bool) -> int:
+    async def answer(self, live: AnswerView, content: str, *, posted_below: bool) -> int:
         """Show the final answer; returns how many of its parts Slack refused.
 
         A text-only answer replaces the working message (fewest calls, no flicker). When charts or

@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING
 from trellis_slack.bot import lifecycle
 from trellis_slack.bot.posting import VisualPoster
 from trellis_slack.bot.seams import TurnHandle
-from trellis_slack.slack import blocks
-from trellis_slack.slack.markdown import streaming_preview
-from trellis_slack.slack.web import LiveMessage
 from trellis_slack.store.records import Conversation
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent
 
 if TYPE_CHECKING:
     from trellis_slack.bot.turn import ActiveTurn, Ask, Defaults, TurnRunner
+    from trellis_slack.bot.views import AnswerView
 
 
 def request_for(
@@ -53,11 +51,11 @@ class Streaming:
     """One turn's stream: Trellis events fed to the state machine, their effects shown live."""
 
     def __init__(
-        self, runner: TurnRunner, active: ActiveTurn, live: LiveMessage, visuals: VisualPoster
+        self, runner: TurnRunner, active: ActiveTurn, view: AnswerView, visuals: VisualPoster
     ) -> None:
         self.runner = runner
         self.active = active
-        self.live = live
+        self.view = view
         self.visuals = visuals
         self.final_frame_at: float | None = None
         self.chat_known = False
@@ -76,11 +74,7 @@ class Streaming:
         request = request_for(ask, conversation, defaults)
 
         async def on_queued() -> None:
-            self.live.show(
-                blocks.working(
-                    "Waiting for a free Trellis connection…", question_ts=ask.question_ts
-                )
-            )
+            self.view.waiting("Waiting for a free Trellis connection…")
 
         manager = runner.trellis.turn(request, identity=ask.identity, on_queued=on_queued)
         try:
@@ -132,13 +126,7 @@ class Streaming:
                 self.chat_known = True
                 await self.runner.remember_chat(ask, conversation, request, effect.metadata)
             elif isinstance(effect, lifecycle.ShowProgress):
-                status = blocks.status_line(effect.status_line) if effect.status_line else None
-                preview = streaming_preview(effect.streamed).blocks if effect.streamed else ()
-                self.live.show(
-                    blocks.working(
-                        status or "Working on it…", question_ts=ask.question_ts, preview=preview
-                    )
-                )
+                self.view.progress(effect.status_line, effect.streamed)
             elif isinstance(effect, lifecycle.ShowVisualization):
                 self.visuals.add(effect.viz)
             elif ending:

@@ -24,6 +24,7 @@ from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster, VisualPoster
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
 from trellis_slack.bot.streaming import Streaming
+from trellis_slack.bot.views import STATUS_REFRESH, WORKING, AnswerView, EditedView, open_view
 from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.ops.metrics import Metrics
@@ -104,6 +105,8 @@ class TurnRunner:
         defaults: Defaults,
         update_interval: float = 1.0,
         metrics: Metrics | None = None,
+        native: bool = False,
+        status_refresh: float = STATUS_REFRESH,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.slack = slack
@@ -112,6 +115,9 @@ class TurnRunner:
         self.renderer = renderer
         self.defaults = defaults
         self.update_interval = update_interval
+        #: Stream answers with Slack's streaming methods (``SLACK_STREAMING=native``).
+        self.native = native
+        self.status_refresh = status_refresh
         self.active: dict[tuple[str, str], ActiveTurn] = {}
 
     async def finished(self, channel_id: str, question_ts: str) -> None:
@@ -156,12 +162,8 @@ class TurnRunner:
         poster = ThreadPoster(
             self.slack, self.store, ask.channel_id, ask.thread_ts, ask.question_ts
         )
-        first = blocks.working("Working on it…", question_ts=ask.question_ts)
-        if status_ts is None:
-            status_ts = await self.slack.post(ask.channel_id, ask.thread_ts, first)
-        else:
-            await self.slack.update(ask.channel_id, status_ts, first)
-        if status_ts is None:
+        view = await self._open(ask, status_ts)
+        if view is None:
             log.error("could not post in the thread; is the bot a member of the channel?")
             self.metrics.count_error("slack_post")
             # Never silence: tell the asker, privately, if Slack lets us say anything at all.
@@ -175,17 +177,19 @@ class TurnRunner:
             await self.store.update_question(ask.channel_id, ask.question_ts, status=Status.FAILED)
             return Status.FAILED
         self.metrics.observe_first_sign(time.monotonic() - active.started)
+        status_ts = view.ts
         await poster.record(PostKind.STATUS, ts=status_ts)
         if not await self.store.update_question(
             ask.channel_id, ask.question_ts, status=Status.ANSWERING
         ):
             # Deleted or dropped the moment it got its turn: it is not asked after all.
+            await view.finish(None, failed=True)
+            await view.close()
             await poster.forget(status_ts)
             current = await self.store.question(ask.channel_id, ask.question_ts)
             return current.status if current else Status.DELETED
-        live = LiveMessage(self.slack, ask.channel_id, status_ts, interval=self.update_interval)
         visuals = VisualPoster(poster, self.renderer)
-        streaming = Streaming(self, active, live, visuals)
+        streaming = Streaming(self, active, view, visuals)
         try:
             ending = await streaming.run()
         except TrellisError as exc:
@@ -196,7 +200,7 @@ class TurnRunner:
             # Shut down before the answer ended: the working message must not keep a Stop button
             # that no longer works. Finish it (shielded from the cancellation), then go.
             visuals.cancel()
-            await asyncio.shield(self._abandon(ask, live))
+            await asyncio.shield(self._abandon(ask, view))
             raise
         except Exception:
             log.exception("turn failed unexpectedly")
@@ -206,14 +210,22 @@ class TurnRunner:
                     "Something went wrong on my side while answering. Please try again.", True
                 )
             )
-        return await self._finish(
-            active, live, poster, visuals, effects=ending, final_frame_at=streaming.final_frame_at
-        )
+        try:
+            return await self._finish(
+                active,
+                view,
+                poster,
+                visuals,
+                effects=ending,
+                final_frame_at=streaming.final_frame_at,
+            )
+        finally:
+            await view.close()
 
     async def _finish(
         self,
         active: ActiveTurn,
-        live: LiveMessage,
+        view: AnswerView,
         poster: ThreadPoster,
         visuals: VisualPoster,
         *,
@@ -234,11 +246,11 @@ class TurnRunner:
                     visuals.add(held)
                 await visuals.drain()
                 observe()
-                await poster.answer(live, effect.content, posted_below=visuals.posted)
+                await poster.answer(view, effect.content, posted_below=visuals.posted)
             elif isinstance(effect, lifecycle.ShowStopped):
                 visuals.cancel()
                 observe()
-                await live.finish(blocks.stopped(effect.by, effect.reason))
+                await view.finish(blocks.stopped(effect.by, effect.reason), failed=True)
             elif isinstance(effect, lifecycle.ShowFailure):
                 stop = active.state.stop
                 if stop is not None and stop.offers_retry:
@@ -247,7 +259,7 @@ class TurnRunner:
                     await visuals.drain()
                 observe()
                 retry = ask.question_ts if effect.retry else None
-                await live.finish(blocks.failure(effect.message, retry_value=retry))
+                await view.finish(blocks.failure(effect.message, retry_value=retry), failed=True)
             elif isinstance(effect, lifecycle.Finish):
                 outcome = effect.status
             else:
@@ -268,9 +280,35 @@ class TurnRunner:
                     active.ask.channel_id, effect.user_id, effect.text, active.ask.thread_ts
                 )
 
-    async def _abandon(self, ask: Ask, live: LiveMessage) -> None:
-        await live.finish(blocks.failure(RESTARTED, retry_value=ask.question_ts))
+    async def _abandon(self, ask: Ask, view: AnswerView) -> None:
+        await view.finish(blocks.failure(RESTARTED, retry_value=ask.question_ts), failed=True)
+        await view.close()
         await self.store.update_question(ask.channel_id, ask.question_ts, status=Status.FAILED)
+
+    async def _open(self, ask: Ask, status_ts: str | None) -> AnswerView | None:
+        """The answer's message: a new stream or working message, or the waiting note reused.
+
+        A question that waited keeps its waiting note's place in the thread: it becomes the
+        working message (edited, since a stream cannot start on an existing message).
+        """
+        if status_ts is not None:
+            first = blocks.working(WORKING, question_ts=ask.question_ts)
+            if await self.slack.update(ask.channel_id, status_ts, first):
+                live = LiveMessage(
+                    self.slack, ask.channel_id, status_ts, interval=self.update_interval
+                )
+                return EditedView(live, ask.question_ts)
+        in_dm = ask.channel_id.startswith("D")
+        return await open_view(
+            self.slack,
+            channel=ask.channel_id,
+            thread_ts=ask.thread_ts,
+            question_ts=ask.question_ts,
+            recipient=None if in_dm else (ask.question.user_id, ask.team_id),
+            native=self.native,
+            interval=self.update_interval,
+            status_refresh=self.status_refresh,
+        )
 
     async def channel_defaults(self, team_id: str, channel_id: str) -> Defaults:
         """The channel's ``/trellis`` choices, each falling back to the bot's defaults."""

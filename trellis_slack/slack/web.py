@@ -147,6 +147,15 @@ class SlackIO:
         """Delete a message the bot posted."""
         return await self._call("chat.delete", channel=channel, ts=ts) is not None
 
+    async def set_status(
+        self, channel: str, thread_ts: str, status: str, loading_messages: list[str] | None
+    ) -> bool:
+        """``assistant.threads.setStatus``: the line under a thread ("" clears it)."""
+        args: dict[str, Any] = {"channel_id": channel, "thread_ts": thread_ts, "status": status}
+        if loading_messages:
+            args["loading_messages"] = loading_messages[:10]
+        return await self._call("assistant.threads.setStatus", **args) is not None
+
     async def react(self, channel: str, ts: str, name: str) -> bool:
         """Add a reaction (``name`` without colons) to a message."""
         return (
