@@ -653,3 +653,87 @@ async def test_malformed_final_message_ends_the_turn(version: Version, content: 
             "second",
             "second answer",
         ]
+
+
+# ------------------------------------------------------------------ REST feedback
+
+
+async def rate(
+    trellis: FakeTrellis, message_id: str, body: Any, *, sub: str = "user-1"
+) -> tuple[int, dict[str, Any]]:
+    """PATCH the feedback of ``message_id`` as ``sub``; the status and the JSON answer."""
+    headers = {"Authorization": f"Bearer {trellis.make_token(sub)}"}
+    url = f"{trellis.api_url}/v1/chats/messages/{message_id}/feedback"
+    async with aiohttp.ClientSession() as http, http.patch(url, json=body, headers=headers) as resp:
+        answer_body = await resp.json()
+        assert isinstance(answer_body, dict)
+        return resp.status, answer_body
+
+
+async def answered_chat(trellis: FakeTrellis) -> tuple[str, str, str]:
+    """A chat of ``user-1`` with one question and its answer: (chat, user message, answer) ids."""
+    chat_id = await new_chat(trellis)
+    ws = await login(trellis)
+    events = await ask(ws, "how many orders?", chat_id=chat_id)
+    await ws.close()
+    return chat_id, events[0]["data"]["user_message_id"], events[-1]["data"]["id"]
+
+
+async def test_feedback_rates_an_assistant_message(current: FakeTrellis) -> None:
+    """Feedback on the caller's answer is kept, answered with its metadata and shown by GET."""
+    chat_id, _, answer_id = await answered_chat(current)
+    assert await rate(current, answer_id, {"feedback": "negative", "note": "wrong month"}) == (
+        200,
+        {"id": answer_id, "metadata": {"feedback": "negative", "note": "wrong month"}},
+    )
+    assert current.feedback_on(answer_id) == {"feedback": "negative", "note": "wrong month"}
+    status, _ = await rate(current, answer_id, {"feedback": "positive"})
+    assert status == 200
+    assert current.feedback_on(answer_id) == {"feedback": "positive"}
+    auth = {"Authorization": f"Bearer {current.make_token()}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{current.api_url}/v1/chats/{chat_id}", headers=auth) as resp,
+    ):
+        messages = (await resp.json())["messages"]
+    assert messages[1]["metadata"] == {"feedback": "positive"}
+    assert "metadata" not in messages[0]
+    assert [r[1] for r in current.feedback_requests] == [answer_id, answer_id]
+
+
+@pytest.mark.parametrize(
+    "body", [{"feedback": "meh"}, {}, {"feedback": "positive", "note": 3}, {"feedback": None}]
+)
+async def test_feedback_refuses_a_bad_rating(current: FakeTrellis, body: dict[str, Any]) -> None:
+    """A rating other than positive/negative, or a note that is not text, is a 400."""
+    _, _, answer_id = await answered_chat(current)
+    status, answer_body = await rate(current, answer_id, body)
+    assert (status, answer_body.get("code")) == (400, "INVALID_FEEDBACK")
+    assert current.feedback_on(answer_id) is None
+
+
+async def test_feedback_only_on_own_assistant_messages(current: FakeTrellis) -> None:
+    """Unknown or another member's message is a 404; a user message is a 400; no token a 401."""
+    _, question_id, answer_id = await answered_chat(current)
+    good = {"feedback": "positive"}
+    status, answer_body = await rate(current, "msg_nope", good)
+    assert (status, answer_body["code"]) == (404, "MESSAGE_NOT_FOUND")
+    status, answer_body = await rate(current, answer_id, good, sub="someone-else")
+    assert (status, answer_body["code"]) == (404, "MESSAGE_NOT_FOUND")
+    status, answer_body = await rate(current, question_id, good)
+    assert (status, answer_body["code"]) == (400, "NOT_ASSISTANT_MESSAGE")
+    url = f"{current.api_url}/v1/chats/messages/{answer_id}/feedback"
+    async with aiohttp.ClientSession() as http, http.patch(url, json=good) as resp:
+        assert resp.status == 401
+    assert current.feedback_on(answer_id) is None
+
+
+async def test_seed_has_no_feedback_endpoint(seed: FakeTrellis) -> None:
+    """The seed protocol has no feedback: the PATCH answers 404 even for a real answer."""
+    ws = await login(seed)
+    events = await ask(ws, "hi")
+    await ws.close()
+    status, answer_body = await rate(seed, events[-1]["data"]["id"], {"feedback": "positive"})
+    assert status == 404
+    assert "detail" in answer_body
+    assert seed.feedback_requests == []

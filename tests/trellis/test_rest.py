@@ -20,6 +20,7 @@ from trellis_slack.errors import (
     TrellisRateLimited,
     TrellisUnavailable,
 )
+from trellis_slack.fakes.trellis_server import FakeChat, FakeMessage, FakeTrellis, Version
 from trellis_slack.trellis.rest import Integration, MintedToken, Model, ModelList, TrellisRest
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-token-body.sig"
@@ -252,3 +253,77 @@ async def test_no_secret_in_logs(harness: Harness, caplog: pytest.LogCaptureFixt
     for record in caplog.records:
         assert API_KEY not in record.getMessage()
         assert TOKEN not in record.getMessage()
+
+
+# --- feedback on answers ------------------------------------------------------------------------
+
+
+async def test_feedback_patches_the_rating(harness: Harness) -> None:
+    """A rating is a PATCH of the message's feedback with a Bearer token; a note goes along."""
+    path = "/v1/chats/messages/msg_7/feedback"
+    harness.script.answer("PATCH", path, 200, {"id": "msg_7", "metadata": {"feedback": "x"}})
+    await harness.rest.feedback(TOKEN, "msg_7", "positive")
+    await harness.rest.feedback(TOKEN, "msg_7", "negative", note="wrong month")
+    first, second = harness.script.seen
+    assert (first.method, first.path_qs, first.body) == ("PATCH", path, {"feedback": "positive"})
+    assert first.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert second.body == {"feedback": "negative", "note": "wrong month"}
+
+
+async def test_feedback_accepts_an_empty_success_and_quotes_the_id(harness: Harness) -> None:
+    """A 204 without a body is a success, and an odd message id cannot change the path."""
+    harness.script.answer("PATCH", "/v1/chats/messages/a/b/feedback", 204, "")  # decoded
+    await harness.rest.feedback(TOKEN, "a/b", "positive")
+    assert harness.script.seen[0].path_qs == "/v1/chats/messages/a%2Fb/feedback"
+
+
+async def test_feedback_refusals_are_trellis_errors(harness: Harness) -> None:
+    """404 and 400 become TrellisAPIError with the status; 429 TrellisRateLimited; 401 auth."""
+    path = "/v1/chats/messages/m/feedback"
+    harness.script.answer("PATCH", path, 404, {"detail": "Message not found"})
+    with pytest.raises(TrellisAPIError) as info:
+        await harness.rest.feedback(TOKEN, "m", "positive")
+    assert info.value.status == 404
+    harness.script.answer("PATCH", path, 400, {"detail": "bad", "code": "INVALID_FEEDBACK"})
+    with pytest.raises(TrellisAPIError) as info:
+        await harness.rest.feedback(TOKEN, "m", "positive")
+    assert (info.value.status, info.value.code) == (400, "INVALID_FEEDBACK")
+    harness.script.answer("PATCH", path, 429, {"detail": "slow"}, {"Retry-After": "2"})
+    with pytest.raises(TrellisRateLimited):
+        await harness.rest.feedback(TOKEN, "m", "positive")
+    harness.script.answer("PATCH", path, 401, {"detail": "no"})
+    with pytest.raises(TrellisAuthError):
+        await harness.rest.feedback(TOKEN, "m", "positive")
+
+
+async def test_feedback_rejects_an_unknown_rating_before_calling(harness: Harness) -> None:
+    """Only positive or negative is sent; anything else fails here, with no request."""
+    with pytest.raises(ValueError, match="positive or negative"):
+        await harness.rest.feedback(TOKEN, "m", "meh")  # type: ignore[arg-type]
+    assert harness.script.seen == []
+
+
+@pytest.mark.parametrize("version", ["seed", "current"])
+async def test_feedback_against_the_fake_trellis(version: Version) -> None:
+    """The current fake keeps the rating of a real answer; the seed one has no endpoint (404)."""
+    async with FakeTrellis(version=version) as trellis:
+        trellis.chats["chat_1"] = chat = FakeChat("chat_1", "T", None, owner="member-1")
+        chat.messages.extend(
+            [FakeMessage("msg_q", "user", "hi"), FakeMessage("msg_a", "assistant", "hello")]
+        )
+        rest = TrellisRest(trellis.api_url)
+        try:
+            token = trellis.make_token("member-1")
+            if version == "seed":
+                with pytest.raises(TrellisAPIError) as info:
+                    await rest.feedback(token, "msg_a", "positive")
+                assert info.value.status == 404
+            else:
+                await rest.feedback(token, "msg_a", "negative", note="wrong")
+                assert trellis.feedback_on("msg_a") == {"feedback": "negative", "note": "wrong"}
+                with pytest.raises(TrellisAPIError) as info:
+                    await rest.feedback(trellis.make_token("member-2"), "msg_a", "positive")
+                assert info.value.status == 404
+                assert trellis.feedback_on("msg_a") == {"feedback": "negative", "note": "wrong"}
+        finally:
+            await rest.aclose()

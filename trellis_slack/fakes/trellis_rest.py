@@ -1,4 +1,4 @@
-"""The fake Trellis's REST API (v-current): authenticate, create a chat, models, integrations."""
+"""The fake Trellis's REST API (v-current): authenticate, chats, feedback, models, integrations."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from trellis_slack.fakes.trellis_state import TrellisState, new_id, opt_str
+
+#: The ratings ``PATCH /v1/chats/messages/{id}/feedback`` takes.
+RATINGS = frozenset({"positive", "negative"})
 
 __all__ = ["build_rest_app"]
 
@@ -34,6 +37,7 @@ class _Routes:
             app.router.add_get("/v1/models", self._models)
             app.router.add_get("/v1/integrations", self._integrations)
             app.router.add_get("/v1/chats/{chat_id}", self._get_chat)
+            app.router.add_patch("/v1/chats/messages/{message_id}/feedback", self._feedback)
         return app
 
     @web.middleware
@@ -139,3 +143,49 @@ class _Routes:
         if chat is None:
             return web.json_response({"detail": "Chat not found"}, status=404)
         return web.json_response(chat.as_json())
+
+    async def _feedback(self, request: web.Request) -> web.Response:
+        """Rate an assistant message of one of the caller's chats (``{"feedback", "note"?}``).
+
+        404 ``MESSAGE_NOT_FOUND`` for a message the caller's member does not have, 400
+        ``INVALID_FEEDBACK`` for a rating other than positive/negative or a note that is not a
+        string, 400 ``NOT_ASSISTANT_MESSAGE`` for a user message. The docs set no limit on the
+        note's length, so neither does the fake. Rating again replaces the rating (and the note).
+        """
+        state = self.state
+        message_id = request.match_info["message_id"]
+        sub = self._bearer_sub(request)
+        body = await self._json_body(request)
+        state.feedback_requests.append((sub, message_id, body))
+        state.changed()
+        if sub is None:
+            return self._unauthorized()
+        if body is None:
+            return web.json_response({"detail": "body must be a JSON object"}, status=422)
+        rating, note = body.get("feedback"), body.get("note")
+        if rating not in RATINGS or (note is not None and not isinstance(note, str)):
+            return web.json_response(
+                {
+                    "detail": 'feedback must be "positive" or "negative"; note, a string',
+                    "code": "INVALID_FEEDBACK",
+                },
+                status=400,
+            )
+        found = state.find_message(message_id, sub)
+        if found is None:
+            return web.json_response(
+                {"detail": "Message not found", "code": "MESSAGE_NOT_FOUND"}, status=404
+            )
+        chat, index = found
+        if chat.messages[index].role != "assistant":
+            return web.json_response(
+                {
+                    "detail": "Feedback is only for assistant messages",
+                    "code": "NOT_ASSISTANT_MESSAGE",
+                },
+                status=400,
+            )
+        metadata = {"feedback": str(rating)} | ({"note": note} if note else {})
+        chat.feedback[message_id] = metadata
+        state.changed()
+        return web.json_response({"id": message_id, "metadata": metadata})

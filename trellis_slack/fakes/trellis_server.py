@@ -73,6 +73,10 @@ class FakeTrellis(TrellisState):
     (interrupt with nothing streaming), ``WS_CONNECTION_CAP`` (before close 4429), and
     ``AGENT_ERROR`` (the default for a scripted :meth:`Step.error`).
 
+    REST feedback (v-current; the seed has no REST, so 404): ``PATCH
+    /v1/chats/messages/{id}/feedback`` rates an assistant message of the caller's own chats;
+    every request is kept in ``feedback_requests``, the ratings in each chat's ``feedback``.
+
     Close codes: 4001 bad or missing authentication, 4002 a frame that is not a JSON object,
     4429 too many sockets for one token (v-current), 1011 the responder raised, 1001 on
     :meth:`stop`.

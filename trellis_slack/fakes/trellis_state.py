@@ -90,6 +90,8 @@ class FakeChat:
     messages: list[FakeMessage] = field(default_factory=list)
     #: The ``sub`` of the token that created it; other members cannot see it.
     owner: str | None = None
+    #: Feedback given on its assistant messages: message id -> ``{"feedback", "note"?}``.
+    feedback: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def find(self, message_id: str) -> int | None:
         """Index of the message with ``message_id``, if it is in this chat."""
@@ -104,8 +106,15 @@ class FakeChat:
             "id": self.id,
             "title": self.title,
             "integration_id": self.integration_id,
-            "messages": [{"id": m.id, "role": m.role, "content": m.content} for m in self.messages],
+            "messages": [self._message_json(m) for m in self.messages],
         }
+
+    def _message_json(self, message: FakeMessage) -> dict[str, Any]:
+        found: dict[str, Any] = {"id": message.id, "role": message.role, "content": message.content}
+        rated = self.feedback.get(message.id)
+        if rated is not None:
+            found["metadata"] = {"feedback": rated["feedback"]}
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +195,8 @@ class TrellisState:
         self.received: list[Received] = []
         self.chats: dict[str, FakeChat] = {}
         self.members: dict[str, str] = {}  # e-mail -> member id
+        #: Every feedback PATCH (accepted or refused): (token sub, message id, JSON body).
+        self.feedback_requests: list[tuple[str | None, str, Any]] = []
         self.peak_connections = 0
         self.accepted_connections = 0
         self.authenticated_connections = 0
@@ -280,6 +291,17 @@ class TrellisState:
                 if index is not None:
                     return chat, index
         return None
+
+    def feedback_on(self, message_id: str) -> dict[str, str] | None:
+        """The feedback an assistant message holds (``{"feedback", "note"?}``), if any."""
+        for chat in self.chats.values():
+            if message_id in chat.feedback:
+                return chat.feedback[message_id]
+        return None
+
+    def assistant_messages(self) -> list[FakeMessage]:
+        """Every assistant message of every chat, in the order the chats were created."""
+        return [m for chat in self.chats.values() for m in chat.messages if m.role == "assistant"]
 
     def open_chats(self, sub: str) -> list[FakeChat]:
         return [chat for chat in self.chats.values() if chat.owner == sub]

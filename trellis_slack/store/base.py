@@ -104,3 +104,15 @@ class Store(Protocol):
     async def release_greeting(self, team_id: str, user_id: str) -> None: ...
 
     async def stats(self) -> dict[str, int]: ...
+
+    # Feedback: each answer's Trellis assistant message, and one vote per person per answer.
+    async def save_answer_message(self, channel_id: str, question_ts: str, message_id: str) -> None:
+        """Remember the Trellis message that answers the question; a new one forgets old votes."""
+
+    async def answer_message(self, channel_id: str, question_ts: str) -> str | None:
+        """The Trellis assistant message id of the question's answer, or None."""
+
+    async def record_vote(
+        self, channel_id: str, question_ts: str, user_id: str, rating: str | None
+    ) -> str | None:
+        """Set the person's vote on the answer (None removes it); return their previous vote."""

@@ -123,10 +123,33 @@ def _migration_3_thread_turns(db: Database) -> None:
     )
 
 
+def _migration_4_feedback(db: Database) -> None:
+    """Each answer's Trellis assistant message, and each person's vote on it."""
+    db.create_table(
+        "answers",
+        {"channel_id": str, "question_ts": str, "message_id": str, "saved_at": float},
+        pk=("channel_id", "question_ts"),
+        not_null={"message_id", "saved_at"},
+    )
+    db.create_table(
+        "votes",
+        {
+            "channel_id": str,
+            "question_ts": str,
+            "user_id": str,
+            "rating": str,
+            "voted_at": float,
+        },
+        pk=("channel_id", "question_ts", "user_id"),
+        not_null={"rating", "voted_at"},
+    )
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1_initial,
     _migration_2_greeted_users,
     _migration_3_thread_turns,
+    _migration_4_feedback,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

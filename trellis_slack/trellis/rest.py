@@ -1,4 +1,4 @@
-"""Trellis REST calls the bridge needs: mint tokens, create chats, list models and integrations."""
+"""Trellis REST calls the bridge needs: tokens, chats, ratings of answers, models, integrations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import aiohttp
 
@@ -20,9 +21,13 @@ from trellis_slack.errors import (
     TrellisUnavailable,
 )
 
-__all__ = ["Integration", "MintedToken", "Model", "ModelList", "TrellisRest"]
+__all__ = ["RATINGS", "Integration", "MintedToken", "Model", "ModelList", "Rating", "TrellisRest"]
 
 logger = logging.getLogger(__name__)
+
+#: A rating of an answer, as Trellis's feedback endpoint takes it.
+Rating = Literal["positive", "negative"]
+RATINGS: Final[frozenset[str]] = frozenset({"positive", "negative"})
 
 #: Longest ``detail`` text copied from an error answer into an exception message.
 _MAX_DETAIL = 300
@@ -111,6 +116,24 @@ class TrellisRest:
             raise TrellisProtocolError("Trellis's chat-create answer has no id")
         return chat_id
 
+    async def feedback(
+        self, token: str, message_id: str, rating: Rating, *, note: str | None = None
+    ) -> None:
+        """Rate an assistant message (``PATCH /v1/chats/messages/{id}/feedback``) as its member.
+
+        ``token`` must be the identity that owns the chat: another member's message is unknown to
+        it. A refusal raises as every call here does: `TrellisAPIError` with ``status`` 404 for a
+        message Trellis does not have (or a Trellis without the endpoint, such as v-seed), 400
+        for a rating it refused; `TrellisAuthError`, `TrellisRateLimited`, `TrellisUnavailable`.
+        """
+        if rating not in RATINGS:
+            raise ValueError(f"a rating is positive or negative, not {rating!r}")
+        payload: dict[str, Any] = {"feedback": rating}
+        if note:
+            payload["note"] = note
+        path = f"/v1/chats/messages/{quote(message_id, safe='')}/feedback"
+        await self._call("PATCH", path, token=token, payload=payload, body_optional=True)
+
     async def list_models(self, token: str) -> ModelList:
         """The models on offer; each may be a bare id (older Trellis) or an object (newer)."""
         body = await self._call("GET", "/v1/models", token=token)
@@ -138,6 +161,7 @@ class TrellisRest:
         headers: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
         missing_ok: bool = False,
+        body_optional: bool = False,
     ) -> Any:
         all_headers = dict(headers or {})
         if token is not None:
@@ -158,7 +182,7 @@ class TrellisRest:
         body = _parse_json(text)
         if status >= 400:
             raise _error_for(method, path, status, body, retry_after)
-        if body is _NOT_JSON:
+        if body is _NOT_JSON and not body_optional:
             raise TrellisProtocolError(f"Trellis answered {method} {path} with something not JSON")
         return body
 
