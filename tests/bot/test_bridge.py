@@ -510,7 +510,7 @@ async def test_answer_survives_slack_refusing_the_markdown_block(
     slack.fail("chat.update", "invalid_blocks", times=1)
     gate.set()
     msgs = await answered(slack, CHANNEL, ts, "Revenue was **1,234** in May.")
-    assert [b["type"] for b in msgs[0]["blocks"]] == ["section"]
+    assert [b["type"] for b in msgs[0]["blocks"]] == ["section", "context_actions"]  # text, then feedback
 
 
 async def test_answer_is_posted_when_the_working_message_cannot_be_updated(

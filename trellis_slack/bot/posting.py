@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from trellis_slack.bot.seams import VisualizationRenderer
 
 if TYPE_CHECKING:
     from trellis_slack.bot.views import AnswerView
 from trellis_slack.slack import blocks
+from trellis_slack.slack.answer import chart_block, compose
 from trellis_slack.slack.markdown import answer_messages, escape_mrkdwn, mrkdwn_section
 from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
@@ -19,6 +21,8 @@ from trellis_slack.trellis.protocol import Visualization
 from trellis_slack.viz.renderer import ChartImage, Rendered, TableMessage, VisualizationNote
 
 log = logging.getLogger(__name__)
+
+Block = dict[str, Any]
 
 
 class ThreadPoster:
@@ -59,15 +63,23 @@ class ThreadPoster:
             await self.record(kind, ts=ts)
         return ts
 
-    async def answer(self, live: AnswerView, content: str, *, posted_below: bool) -> int:
-        """Show the final answer; returns how many of its parts Slack refused.
+    async def answer(self, live: AnswerView, content: str, *, visuals: VisualPoster) -> int:
+        """Show the final answer, with its feedback buttons; returns how many parts Slack refused.
 
-        A text-only answer replaces the working message (fewest calls, no flicker). When charts or
-        tables were posted below the working message, it is deleted and the answer posted after
-        them, so the thread reads top to bottom. A part Slack refuses as Markdown is posted again
-        as plain text: never a lost answer.
+        Inline (native streaming): one message — charts, tables and text together — replacing the
+        streamed one, split into consecutive messages only by Slack's limits (`slack.answer`).
+        Otherwise a text-only answer replaces the working message (fewest calls, no flicker); when
+        charts or tables were posted below it, it is deleted and the answer posted after them, so
+        the thread reads top to bottom. A part Slack refuses as Markdown is posted again as plain
+        text: never a lost answer.
         """
-        pieces = [blocks.Rendered(m.text, m.blocks) for m in answer_messages(content)]
+        text = answer_messages(content, footer=blocks.feedback(self.question_ts))
+        if visuals.inline:
+            pieces = compose(visuals.blocks, text)
+            posted_below = False
+        else:
+            pieces = [blocks.Rendered(m.text, m.blocks) for m in text]
+            posted_below = visuals.posted
         if posted_below:
             await live.finish(None)
             await self.forget(live.ts)
@@ -89,6 +101,7 @@ class ThreadPoster:
             ):
                 log.error("a part of the answer could not be posted")
                 lost += 1
+        await visuals.share_files()
         return lost
 
 
@@ -98,10 +111,24 @@ class VisualPoster:
     The same visualization id twice is shown once.
     """
 
-    def __init__(self, poster: ThreadPoster, renderer: VisualizationRenderer) -> None:
+    def __init__(
+        self,
+        poster: ThreadPoster,
+        renderer: VisualizationRenderer,
+        *,
+        inline: bool = False,
+        on_blocks: Callable[[list[Block]], None] | None = None,
+    ) -> None:
         self.poster = poster
         self.renderer = renderer
+        #: Charts and tables go inside the answer (``blocks``), not in messages of their own.
+        self.inline = inline
+        self.on_blocks = on_blocks
         self.posted = False
+        #: Inline: the answer's chart, table and note blocks, in the order Trellis sent them.
+        self.blocks: list[Block] = []
+        #: Inline: full tables (CSV) to share in the thread once the answer is shown.
+        self._files: list[tuple[bytes, str, str]] = []
         self._seen: set[str] = set()
         self._previous: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,6 +156,9 @@ class VisualPoster:
                 log.exception("a visualization could not be posted")
 
     async def _post(self, item: Rendered) -> None:
+        if self.inline:
+            await self._keep(item)
+            return
         poster, slack = self.poster, self.poster.slack
         if isinstance(item, ChartImage):
             file_id = await slack.upload(
@@ -160,6 +190,47 @@ class VisualPoster:
             blocks.note(item.text), PostKind.NOTE
         ):
             self.posted = True
+
+    async def _keep(self, item: Rendered) -> None:
+        """Inline: upload a chart without sharing it, and keep its blocks for the answer."""
+        poster, slack = self.poster, self.poster.slack
+        kept: list[Block] = []
+        if isinstance(item, ChartImage):
+            file_id = await slack.upload(
+                None,
+                None,
+                content=item.png,
+                filename=item.filename,
+                title=item.title,
+                alt_text=item.alt_text,
+            )
+            if file_id is None:
+                kept = list(blocks.note(f"The chart “{item.title}” could not be uploaded.").blocks)
+            else:
+                await poster.record(PostKind.CHART, file_id=file_id)
+                kept = [chart_block(file_id, title=item.title, alt_text=item.alt_text)]
+                if item.note:
+                    kept += list(blocks.note(item.note).blocks)
+        elif isinstance(item, TableMessage):
+            kept = list(item.blocks)
+            if item.csv is not None and item.csv_filename:
+                self._files.append((item.csv, item.csv_filename, f"{item.title} (full table)"))
+        elif isinstance(item, VisualizationNote):
+            kept = list(blocks.note(item.text).blocks)
+        self.blocks.extend(kept)
+        if kept and self.on_blocks is not None:
+            self.on_blocks(kept)
+
+    async def share_files(self) -> None:
+        """Inline: share the full tables (CSV) in the thread, right after the answer."""
+        poster = self.poster
+        for content, filename, title in self._files:
+            file_id = await poster.slack.upload(
+                poster.channel_id, poster.thread_ts, content=content, filename=filename, title=title
+            )
+            if file_id:
+                await poster.record(PostKind.FILE, file_id=file_id)
+        self._files.clear()
 
     async def drain(self) -> None:
         """Wait until everything added so far is posted."""

@@ -188,7 +188,7 @@ class TurnRunner:
             await poster.forget(status_ts)
             current = await self.store.question(ask.channel_id, ask.question_ts)
             return current.status if current else Status.DELETED
-        visuals = VisualPoster(poster, self.renderer)
+        visuals = VisualPoster(poster, self.renderer, inline=self.native, on_blocks=view.visual)
         streaming = Streaming(self, active, view, visuals)
         try:
             ending = await streaming.run()
@@ -246,7 +246,7 @@ class TurnRunner:
                     visuals.add(held)
                 await visuals.drain()
                 observe()
-                await poster.answer(view, effect.content, posted_below=visuals.posted)
+                await poster.answer(view, effect.content, visuals=visuals)
             elif isinstance(effect, lifecycle.ShowStopped):
                 visuals.cancel()
                 observe()

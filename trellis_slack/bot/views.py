@@ -22,14 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from trellis_slack.slack import blocks
-from trellis_slack.slack.markdown import streaming_preview
+from trellis_slack.slack.markdown import MAX_BLOCKS, streaming_preview
 from trellis_slack.slack.stream import NativeStream
 from trellis_slack.slack.web import LiveMessage, SlackIO
 
 log = logging.getLogger(__name__)
+
+Block = dict[str, Any]
 
 #: What Slack shows under the thread while Trellis has not shown anything yet.
 STATUS = "is looking into it…"
@@ -55,6 +57,9 @@ class AnswerView(Protocol):
     def waiting(self, text: str) -> None:
         """Say what the answer waits for (a free Trellis connection)."""
 
+    def visual(self, blocks: list[Block]) -> None:
+        """Show a chart, table or note of the answer as soon as it is ready."""
+
     async def finish(self, body: blocks.Rendered | None, *, failed: bool = False) -> bool:
         """Replace the whole message with ``body`` (None: leave it) and stop; True if Slack took it.
 
@@ -72,11 +77,28 @@ class EditedView:
         self.live = live
         self.ts = live.ts
         self.question_ts = question_ts
+        self._status = WORKING
+        self._streamed = ""
+        self._visuals: list[Block] = []
 
     def progress(self, status_line: str | None, streamed: str) -> None:
-        status = blocks.status_line(status_line) if status_line else WORKING
-        preview = streaming_preview(streamed).blocks if streamed else ()
-        self.live.show(blocks.working(status, question_ts=self.question_ts, preview=preview))
+        self._status = blocks.status_line(status_line) if status_line else WORKING
+        self._streamed = streamed
+        self._show()
+
+    def visual(self, blocks: list[Block]) -> None:
+        self.keep(blocks)
+        self._show()
+
+    def keep(self, blocks: list[Block]) -> None:
+        """Remember a chart or table without showing it yet."""
+        self._visuals.extend(blocks)
+
+    def _show(self) -> None:
+        preview = streaming_preview(self._streamed).blocks if self._streamed else ()
+        # Room for the status line and the Stop button within Slack's 50 blocks.
+        shown = (*self._visuals, *preview)[-(MAX_BLOCKS - 3) :]
+        self.live.show(blocks.working(self._status, question_ts=self.question_ts, preview=shown))
 
     def waiting(self, text: str) -> None:
         self.live.show(blocks.working(text, question_ts=self.question_ts))
@@ -163,6 +185,15 @@ class StreamedView:
             self.fallback.waiting(text)
         else:
             self.stream.task(text)
+
+    def visual(self, blocks: list[Block]) -> None:
+        self.status.stop_refreshing()
+        # Kept by the fallback too, so a stream that dies later still shows every chart.
+        self.fallback.keep(blocks)
+        if self.stream.dead:
+            self.fallback.visual([])
+        else:
+            self.stream.blocks(blocks)
 
     async def finish(self, body: blocks.Rendered | None, *, failed: bool = False) -> bool:
         await self.stream.stop(failed=failed)

@@ -62,6 +62,7 @@ class NativeStream:
         self.dead = False
         self.stopped = False
         self._text: list[str] = []
+        self._pending_blocks: list[Block] = []
         self._tasks: list[dict[str, Any]] = []
         self._task_count = 0
         self._current_task: str | None = None
@@ -104,6 +105,12 @@ class NativeStream:
             self._tasks.append(self._close_task("complete"))
         self._tasks.append(self._open_task(title))
         self._soon()
+
+    def blocks(self, blocks: list[Block]) -> None:
+        """Append blocks (a chart, a table) after what was streamed so far."""
+        if blocks:
+            self._pending_blocks.extend(blocks)
+            self._soon()
 
     def text(self, piece: str) -> None:
         """Append a piece of the answer's text (sent with the next batch)."""
@@ -157,6 +164,9 @@ class NativeStream:
         while text:
             chunks.append({"type": "markdown_text", "text": text[:MAX_MARKDOWN]})
             text = text[MAX_MARKDOWN:]
+        if self._pending_blocks:
+            chunks.append({"type": "blocks", "blocks": self._pending_blocks})
+            self._pending_blocks = []
         return chunks
 
     def _soon(self) -> None:

@@ -171,8 +171,8 @@ class SlackIO:
 
     async def upload(
         self,
-        channel: str,
-        thread_ts: str,
+        channel: str | None,
+        thread_ts: str | None,
         *,
         content: bytes,
         filename: str,
@@ -180,7 +180,11 @@ class SlackIO:
         alt_text: str | None = None,
         comment: str | None = None,
     ) -> str | None:
-        """Upload a file into the thread (``files_upload_v2``); its file id, or None."""
+        """Upload a file into the thread (``files_upload_v2``); its file id, or None.
+
+        With ``channel`` None the file is uploaded without being shared anywhere: an answer then
+        shows it through an ``image`` block (``slack_file``).
+        """
         self.calls += 3  # getUploadURLExternal, the upload itself, completeUploadExternal
         upload: dict[str, Any] = {"content": content, "filename": filename, "title": title}
         if alt_text:
@@ -191,8 +195,8 @@ class SlackIO:
                 self.client.files_upload_v2(
                     file_uploads=[upload],
                     channel=channel,
-                    thread_ts=thread_ts,
-                    initial_comment=comment,
+                    thread_ts=thread_ts if channel else None,
+                    initial_comment=comment if channel else None,
                 ),
             )
         except SlackError as exc:
