@@ -96,7 +96,7 @@ def test_progress_and_deltas_show_then_the_answer() -> None:
         lc.ShowProgress("running_query", "Hel"),
         lc.ShowProgress("running_query", "Hello"),
     ]
-    assert lc.ShowAnswer("Hello") in effects
+    assert lc.ShowAnswer("Hello", (), "m-2") in effects
     assert finish(effects) is Status.ANSWERED
     assert turn.phase is Phase.ENDED
 

@@ -246,6 +246,10 @@ class TurnRunner:
                     visuals.add(held)
                 await visuals.drain()
                 observe()
+                if effect.message_id:
+                    await self.store.save_answer_message(
+                        ask.channel_id, ask.question_ts, effect.message_id
+                    )
                 await poster.answer(view, effect.content, visuals=visuals)
             elif isinstance(effect, lifecycle.ShowStopped):
                 visuals.cancel()

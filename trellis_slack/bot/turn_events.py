@@ -89,6 +89,8 @@ class ShowAnswer:
 
     content: str
     held: tuple[Visualization, ...] = ()
+    #: Trellis's id of the answer (its assistant message): what feedback on it is sent to.
+    message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
