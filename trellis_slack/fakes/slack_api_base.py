@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 from trellis_slack.fakes.slack_content import MAX_MARKDOWN, content_failure, with_block_ids
 from trellis_slack.fakes.slack_model import Channel, Failure, FakeFile, JsonDict
+from trellis_slack.fakes.slack_streams import DEFAULT_STREAM_LIFETIME, Stream
 from trellis_slack.fakes.slack_workspace import Workspace
 
 __all__ = ["ApiBase", "Handler", "optional_str", "truthy"]
@@ -33,9 +35,22 @@ class ApiBase:
         self.base_url = base_url
         self.ephemerals: list[JsonDict] = []
         self.statuses: list[JsonDict] = []
+        #: The arguments of every ``assistant.threads.setSuggestedPrompts`` call that succeeded.
+        self.suggested_prompts: list[JsonDict] = []
         self.home_views: dict[str, JsonDict] = {}
-        self._status: dict[tuple[str, str], str] = {}
-        self._streams: dict[tuple[str, str], bool] = {}
+        #: Streamed messages by ``ts``.
+        self.streams: dict[str, Stream] = {}
+        #: Channels where ``chat.startStream`` is refused, and the error it answers.
+        self.stream_refusals: dict[str, str] = {}
+        #: Seconds a stream lives; an assistant status lives ``status_lifetime`` without a post.
+        self.stream_lifetime = DEFAULT_STREAM_LIFETIME
+        self.status_lifetime = 120.0
+        #: The app is declared as an agent (``features.agent_view``), not an assistant.
+        self.agent_app = True
+        #: The clock lifetimes are measured on (tests may replace it).
+        self.now: Callable[[], float] = time.monotonic
+        #: (channel, thread_ts) -> (status, when it was set); a post in the thread clears it.
+        self._status: dict[tuple[str, str], tuple[str, float]] = {}
         self._uploads: dict[str, JsonDict] = {}
 
     @property
@@ -113,7 +128,7 @@ class ApiBase:
                 "blocks": with_block_ids([{"type": "markdown", "text": markdown}]),
             }
         text, blocks, attachments = args.get("text"), args.get("blocks"), args.get("attachments")
-        failure = content_failure(text, blocks, attachments)
+        failure = content_failure(text, blocks, attachments, self.files)
         if failure is not None:
             return failure
         content: JsonDict = {"text": text or ""}

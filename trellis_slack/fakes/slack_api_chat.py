@@ -1,27 +1,15 @@
-"""The fake Web API's chat family: post, update, delete, ephemerals, permalinks and streaming."""
+"""The fake Web API's chat family: post, update, delete, ephemerals and permalinks."""
 
 from __future__ import annotations
 
 from trellis_slack.fakes.slack_api_base import ApiBase, optional_str
-from trellis_slack.fakes.slack_content import MAX_MARKDOWN, block_problems, with_block_ids
-from trellis_slack.fakes.slack_model import DOMAIN, Channel, Failure, JsonDict
+from trellis_slack.fakes.slack_model import DOMAIN, Failure, JsonDict
 
 __all__ = ["ChatMethods"]
 
 
-def _chunk_text(args: JsonDict) -> str:
-    """The Markdown a streaming call adds: ``markdown_text`` plus ``markdown_text`` chunks."""
-    text = args.get("markdown_text") or ""
-    chunks = args.get("chunks") or []
-    if isinstance(chunks, list):
-        for chunk in chunks:
-            if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
-                text += str(chunk.get("text", ""))
-    return str(text)
-
-
 class ChatMethods(ApiBase):
-    """``chat.*``: messages the bot posts, changes, deletes and streams."""
+    """``chat.*``: messages the bot posts, changes and deletes (streams: ``slack_api_stream``)."""
 
     def _post_message(self, args: JsonDict) -> JsonDict | Failure:
         channel = self._writable(args)
@@ -105,63 +93,3 @@ class ChatMethods(ApiBase):
         if thread_ts and thread_ts != message["ts"]:
             link += f"?thread_ts={thread_ts}&cid={channel.id}"
         return {"channel": channel.id, "permalink": link}
-
-    def _start_stream(self, args: JsonDict) -> JsonDict | Failure:
-        channel = self._writable(args)
-        if isinstance(channel, Failure):
-            return channel
-        if not optional_str(args.get("thread_ts")):
-            return Failure("invalid_arguments", ("[ERROR] missing required field: thread_ts",))
-        thread_ts = self._thread(channel, args)
-        if isinstance(thread_ts, Failure):
-            return thread_ts
-        if channel.kind != "im" and not (
-            args.get("recipient_user_id") and args.get("recipient_team_id")
-        ):
-            return Failure(
-                "invalid_arguments",
-                ("[ERROR] recipient_user_id and recipient_team_id are required in channels",),
-            )
-        text = _chunk_text(args)
-        if len(text) > MAX_MARKDOWN:
-            return Failure("msg_too_long")
-        message = self.world.post_as_bot(channel.id, text=text, thread_ts=thread_ts)
-        self._streams[(channel.id, message["ts"])] = True
-        self._status.pop((channel.id, thread_ts or ""), None)
-        return {"channel": channel.id, "ts": message["ts"]}
-
-    def _streaming(self, args: JsonDict) -> tuple[Channel, JsonDict, str] | Failure:
-        target = self._target(args)
-        if isinstance(target, Failure):
-            return target
-        channel, message = target
-        if not self._streams.get((channel.id, message["ts"])):
-            return Failure("message_not_in_streaming_state")
-        text = _chunk_text(args)
-        if len(text) > MAX_MARKDOWN:
-            return Failure("msg_too_long")
-        return channel, message, text
-
-    def _append_stream(self, args: JsonDict) -> JsonDict | Failure:
-        streaming = self._streaming(args)
-        if isinstance(streaming, Failure):
-            return streaming
-        channel, message, text = streaming
-        message["text"] = message.get("text", "") + text
-        return {"channel": channel.id, "ts": message["ts"]}
-
-    def _stop_stream(self, args: JsonDict) -> JsonDict | Failure:
-        streaming = self._streaming(args)
-        if isinstance(streaming, Failure):
-            return streaming
-        channel, message, text = streaming
-        fields: JsonDict = {"text": message.get("text", "") + text}
-        blocks = args.get("blocks")
-        if blocks is not None:
-            problems = block_problems(blocks)
-            if problems:
-                return Failure("invalid_blocks", tuple(problems))
-            fields["blocks"] = with_block_ids(blocks)
-        self._streams[(channel.id, message["ts"])] = False
-        _, new = self.world.change(channel.id, message["ts"], fields)
-        return {"channel": channel.id, "ts": new["ts"], "message": self._public(new)}

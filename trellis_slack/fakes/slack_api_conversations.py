@@ -1,4 +1,4 @@
-"""The fake Web API's reads and small writes: conversations, users, reactions, status, Home, auth."""
+"""The fake Web API's reads and small writes: conversations, users, reactions, Home, auth."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import secrets
 import time
 
-from trellis_slack.fakes.slack_api_base import ApiBase, optional_str, truthy
+from trellis_slack.fakes.slack_api_base import ApiBase, truthy
 from trellis_slack.fakes.slack_content import block_problems, with_block_ids
 from trellis_slack.fakes.slack_model import DOMAIN, Failure, JsonDict, new_id
 
@@ -32,7 +32,7 @@ def _page(items: list[JsonDict], args: JsonDict, default_limit: int) -> JsonDict
 
 
 class ConversationMethods(ApiBase):
-    """Conversations, users and bots, reactions, the assistant status, Home views, ``auth.test``."""
+    """Conversations, users and bots, reactions, Home views, ``auth.test``."""
 
     def _auth_test(self, args: JsonDict) -> JsonDict | Failure:
         return {
@@ -145,20 +145,6 @@ class ConversationMethods(ApiBase):
             }
         }
 
-    def _set_status(self, args: JsonDict) -> JsonDict | Failure:
-        channel = self._channel(args, "channel_id")
-        if isinstance(channel, Failure):
-            return channel
-        thread_ts = optional_str(args.get("thread_ts"))
-        loading = args.get("loading_messages")
-        if thread_ts is None or "status" not in args:
-            return Failure("invalid_arguments", ("[ERROR] thread_ts and status are required",))
-        if isinstance(loading, list) and len(loading) > 10:
-            return Failure("invalid_arguments", ("[ERROR] no more than 10 loading_messages",))
-        self.statuses.append(copy.deepcopy(args))
-        self._status[(channel.id, thread_ts)] = str(args["status"])
-        return {}
-
     def _views_publish(self, args: JsonDict) -> JsonDict | Failure:
         user = str(args.get("user_id", ""))
         if user not in self.world.users:
@@ -166,7 +152,7 @@ class ConversationMethods(ApiBase):
         view = args.get("view")
         if not isinstance(view, dict) or view.get("type") != "home":
             return Failure("invalid_arguments", ("[ERROR] view.type must be home",))
-        problems = block_problems(view.get("blocks", []), max_blocks=100)
+        problems = block_problems(view.get("blocks", []), max_blocks=100, files=self.files)
         if problems:
             return Failure("invalid_arguments", tuple(problems))
         stored = copy.deepcopy(view)

@@ -82,7 +82,7 @@ class FileMethods(ApiBase):
                 return thread
             thread_ts = thread
         blocks = args.get("blocks")
-        if blocks is not None and (problems := block_problems(blocks)):
+        if blocks is not None and (problems := block_problems(blocks, files=self.files)):
             return Failure("invalid_blocks", tuple(problems))
         made: list[FakeFile] = []
         for item, file_id in zip(items, ids, strict=True):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from trellis_slack.fakes.slack_model import Failure, JsonDict, new_id
+from trellis_slack.fakes.slack_model import Failure, FakeFile, JsonDict, new_id
 
 __all__ = [
     "KNOWN_BLOCKS",
@@ -18,6 +19,7 @@ __all__ = [
     "find_action",
     "first_link",
     "rich_text_blocks",
+    "slack_file_problems",
     "with_block_ids",
 ]
 
@@ -52,6 +54,14 @@ MAX_MARKDOWN: Final = 12_000
 #: A mention in message text (``<@U123>`` or ``<@U123|name>``).
 MENTION = re.compile(r"<@([UWB][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<(https?://[^|>]+)(?:\|[^>]*)?>")
+#: A ``slack_file`` id, as Slack checks it (its error: "input must match regex pattern").
+_FILE_ID = re.compile(r"^F[A-Z0-9]{8,}$")
+#: A file id inside a ``url_private`` or ``permalink`` (``…/F0ABC123XY/name.png``).
+_FILE_IN_URL = re.compile(r"[/-](F[A-Z0-9]{8,})/")
+#: The file types an ``image`` may show from Slack (``slack_file``).
+_IMAGE_TYPES: Final = frozenset({"png", "jpg", "jpeg", "gif"})
+#: What a ``context_actions`` block may hold (at most five of them).
+_CONTEXT_ACTIONS: Final = frozenset({"feedback_buttons", "icon_button"})
 
 # --------------------------------------------------------------------------- limits
 
@@ -79,12 +89,35 @@ def _element_problems(element: object, pointer: str) -> list[str]:
         return [_pointer_error("must be an object", pointer)]
     problems: list[str] = []
     problems += _too_long(element.get("action_id"), 255, f"{pointer}/action_id")
-    if element.get("type") == "button":
+    kind = element.get("type")
+    if kind == "button":
         problems += _too_long(element.get("text"), 75, f"{pointer}/text/text")
         problems += _too_long(element.get("value"), 2_000, f"{pointer}/value")
         problems += _too_long(element.get("url"), 3_000, f"{pointer}/url")
-    elif element.get("type") == "image":
+    elif kind == "image":
         problems += _image_problems(element, pointer)
+    elif kind == "feedback_buttons":
+        for side in ("positive_button", "negative_button"):
+            problems += _feedback_button_problems(element.get(side), f"{pointer}/{side}")
+    elif kind == "icon_button" and not _text_of(element.get("text")):
+        problems.append(_pointer_error("missing required field: text", pointer))
+    return problems
+
+
+def _feedback_button_problems(button: object, pointer: str) -> list[str]:
+    """One side of a ``feedback_buttons`` element: plain_text ``text``, ``value``, a label."""
+    if not isinstance(button, dict):
+        return [_pointer_error("missing required field", pointer)]
+    problems: list[str] = []
+    text = button.get("text")
+    if not isinstance(text, dict) or text.get("type") != "plain_text" or not _text_of(text):
+        problems.append(_pointer_error("must be a plain_text object", f"{pointer}/text"))
+    problems += _too_long(text, 75, f"{pointer}/text/text")
+    value = button.get("value")
+    if not isinstance(value, str) or not value:
+        problems.append(_pointer_error("missing required field: value", pointer))
+    problems += _too_long(value, 2_000, f"{pointer}/value")
+    problems += _too_long(button.get("accessibility_label"), 75, f"{pointer}/accessibility_label")
     return problems
 
 
@@ -93,12 +126,30 @@ def _image_problems(image: JsonDict, pointer: str) -> list[str]:
     if not isinstance(alt, str) or not alt:
         return [_pointer_error("missing required field: alt_text", pointer)]
     problems = _too_long(alt, 2_000, f"{pointer}/alt_text")
-    if "image_url" not in image and "slack_file" not in image:
+    has_url, has_file = "image_url" in image, "slack_file" in image
+    if not has_url and not has_file:
         problems.append(_pointer_error("missing required field: image_url", pointer))
+    elif has_url and has_file:
+        problems.append(_pointer_error("provide either image_url or slack_file", pointer))
+    elif has_file:
+        problems += _slack_file_shape(image["slack_file"], f"{pointer}/slack_file")
     return problems
 
 
-def _elements_problems(block: JsonDict, limit: int, pointer: str) -> list[str]:
+def _slack_file_shape(ref: object, pointer: str) -> list[str]:
+    """A ``slack_file`` object has exactly one of ``id`` (``F…``) and ``url``."""
+    if not isinstance(ref, dict) or ("id" in ref) == ("url" in ref):
+        return [_pointer_error("invalid slack file", pointer)]
+    if "id" in ref and not (isinstance(ref["id"], str) and _FILE_ID.match(ref["id"])):
+        return [_pointer_error("input must match regex pattern: ^[F][A-Z0-9]{8,}$", pointer)]
+    if "url" in ref and not isinstance(ref["url"], str):
+        return [_pointer_error("invalid slack file", pointer)]
+    return []
+
+
+def _elements_problems(
+    block: JsonDict, limit: int, pointer: str, allowed: frozenset[str] | None = None
+) -> list[str]:
     elements = block.get("elements")
     if not isinstance(elements, list) or not elements:
         return [_pointer_error("missing required field: elements", pointer)]
@@ -108,7 +159,14 @@ def _elements_problems(block: JsonDict, limit: int, pointer: str) -> list[str]:
             _pointer_error(f"no more than {limit} items allowed", f"{pointer}/elements")
         )
     for i, element in enumerate(elements):
-        problems += _element_problems(element, f"{pointer}/elements/{i}")
+        kind = element.get("type") if isinstance(element, dict) else None
+        where = f"{pointer}/elements/{i}"
+        if allowed is not None and kind not in allowed:
+            problems.append(_pointer_error(f"unsupported type: {kind}", f"{where}/type"))
+        elif allowed is None and kind == "feedback_buttons":
+            # Slack's docs: feedback buttons "must be used inside the context actions block".
+            problems.append(_pointer_error(f"unsupported type: {kind}", f"{where}/type"))
+        problems += _element_problems(element, where)
     return problems
 
 
@@ -161,6 +219,8 @@ def _block_problems(block: JsonDict, pointer: str) -> list[str]:
         return _elements_problems(block, 10, pointer)
     if kind == "actions":
         return _elements_problems(block, 25, pointer)
+    if kind == "context_actions":
+        return _elements_problems(block, 5, pointer, _CONTEXT_ACTIONS)
     if kind == "image":
         return _image_problems(block, pointer)
     if kind == "table":
@@ -178,8 +238,14 @@ def _block_problems(block: JsonDict, pointer: str) -> list[str]:
     return []
 
 
-def block_problems(blocks: object, *, max_blocks: int = 50) -> list[str]:
-    """Every reason Slack would answer ``invalid_blocks`` for ``blocks`` (empty when valid)."""
+def block_problems(
+    blocks: object, *, max_blocks: int = 50, files: Mapping[str, FakeFile] | None = None
+) -> list[str]:
+    """Every reason Slack would answer ``invalid_blocks`` for ``blocks`` (empty when valid).
+
+    With ``files`` (the workspace's files by id), an ``image`` showing a ``slack_file`` must
+    name an image file that exists and is not deleted, as Slack checks it.
+    """
     if not isinstance(blocks, list):
         return [_pointer_error("must be an array", "/blocks")]
     problems: list[str] = []
@@ -213,10 +279,49 @@ def block_problems(blocks: object, *, max_blocks: int = 50) -> list[str]:
         problems.append(_pointer_error("only one table block is allowed per message", "/blocks"))
     if counts.get("data_visualization", 0) > 2:
         problems.append(_pointer_error("no more than 2 data_visualization blocks", "/blocks"))
+    if files is not None and not problems:
+        problems += slack_file_problems(blocks, files)
     return problems
 
 
-def content_failure(text: object, blocks: object, attachments: object) -> Failure | None:
+def _images(blocks: list[Any]) -> Iterator[tuple[JsonDict, str]]:
+    """Every ``image`` block or element in ``blocks``, with its JSON pointer."""
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "image":
+            yield block, f"/blocks/{i}"
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict) and accessory.get("type") == "image":
+            yield accessory, f"/blocks/{i}/accessory"
+        for j, element in enumerate(block.get("elements") or []):
+            if isinstance(element, dict) and element.get("type") == "image":
+                yield element, f"/blocks/{i}/elements/{j}"
+
+
+def slack_file_problems(blocks: list[Any], files: Mapping[str, FakeFile]) -> list[str]:
+    """Images whose ``slack_file`` is no image file of this workspace (missing, deleted, a CSV)."""
+    problems: list[str] = []
+    for image, pointer in _images(blocks):
+        ref = image.get("slack_file")
+        if not isinstance(ref, dict):
+            continue
+        file_id = ref.get("id")
+        if file_id is None:
+            match = _FILE_IN_URL.search(str(ref.get("url", "")))
+            file_id = match.group(1) if match else None
+        file = files.get(str(file_id))
+        if file is None or file.deleted or file.filetype not in _IMAGE_TYPES:
+            problems.append(_pointer_error("invalid slack file", f"{pointer}/slack_file"))
+    return problems
+
+
+def content_failure(
+    text: object,
+    blocks: object,
+    attachments: object,
+    files: Mapping[str, FakeFile] | None = None,
+) -> Failure | None:
     """Why Slack would refuse a message with this content, or ``None``."""
     if text is not None and not isinstance(text, str):
         return Failure("invalid_arguments", ("[ERROR] text must be a string",))
@@ -225,7 +330,7 @@ def content_failure(text: object, blocks: object, attachments: object) -> Failur
     if isinstance(text, str) and len(text) > MAX_TEXT:
         return Failure("msg_too_long")
     if blocks is not None:
-        problems = block_problems(blocks)
+        problems = block_problems(blocks, files=files)
         if problems:
             return Failure("invalid_blocks", tuple(problems))
     return None

@@ -1,4 +1,4 @@
-"""What people do in the fake Slack: post, edit, delete, click, run commands, open the Home tab."""
+"""What people do in the fake Slack: post, edit, delete, click, vote, Stop, run commands, open Home."""
 
 from __future__ import annotations
 
@@ -104,26 +104,7 @@ class HumanActions(SlackRecords):
         ``seen_blocks`` are the blocks as the person's client still shows them: a click on a
         button the bot has since removed (a stale view, or two people clicking at once).
         """
-        chan = self._require(channel, user)
-        message = self._world.message(channel, message_ts)
-        ephemeral = next(
-            (
-                e
-                for e in self.ephemerals
-                if e["channel"] == channel and e["message_ts"] == message_ts
-            ),
-            None,
-        )
-        source = message if message is not None else ephemeral
-        if source is None:
-            raise KeyError(f"no message {message_ts} in {channel}")
-        found = find_action(
-            seen_blocks if seen_blocks is not None else source.get("blocks"), action_id
-        )
-        if found is None:
-            raise KeyError(f"no element with action_id {action_id!r} in message {message_ts}")
-        block_id, element = found
-        person = self._world.users[user]
+        block_id, element = self._element(channel, message_ts, action_id, user, seen_blocks)
         action: JsonDict = {
             "action_id": action_id,
             "block_id": block_id,
@@ -135,11 +116,96 @@ class HumanActions(SlackRecords):
         chosen = value if value is not None else element.get("value")
         if chosen is not None:
             action["value"] = chosen
+        return await self._block_action(channel, message_ts, user, action)
+
+    async def feedback(
+        self,
+        channel: str,
+        message_ts: str,
+        vote: Literal["positive", "negative"],
+        *,
+        user: str,
+        action_id: str | None = None,
+        seen_blocks: list[JsonDict] | None = None,
+    ) -> Ack:
+        """A person clicks 👍 or 👎 of a ``feedback_buttons`` element; returns the app's ack.
+
+        Slack sends ``block_actions`` whose action has ``type: feedback_buttons``, the
+        element's ``action_id``, and the chosen button's ``value`` and ``text``. Without
+        ``action_id`` the message's only feedback element is clicked.
+        """
+        if action_id is None:
+            action_id = self._feedback_action_id(channel, message_ts, seen_blocks)
+        block_id, element = self._element(channel, message_ts, action_id, user, seen_blocks)
+        if element.get("type") != "feedback_buttons":
+            raise KeyError(f"{action_id!r} in message {message_ts} is no feedback_buttons")
+        button = element[f"{vote}_button"]
+        action: JsonDict = {
+            "type": "feedback_buttons",
+            "action_id": action_id,
+            "block_id": block_id,
+            "value": button["value"],
+            "text": copy.deepcopy(button["text"]),
+            "action_ts": self._world.clock.next(),
+        }
+        return await self._block_action(channel, message_ts, user, action)
+
+    def _source(self, channel: str, message_ts: str) -> tuple[JsonDict, bool]:
+        """The message (or ephemeral) clicked in, and whether it is an ephemeral."""
+        message = self._world.message(channel, message_ts)
+        if message is not None:
+            return message, False
+        for ephemeral in self.ephemerals:
+            if ephemeral["channel"] == channel and ephemeral["message_ts"] == message_ts:
+                return ephemeral, True
+        raise KeyError(f"no message {message_ts} in {channel}")
+
+    def _feedback_action_id(
+        self, channel: str, message_ts: str, seen_blocks: list[JsonDict] | None
+    ) -> str:
+        self._require(channel)
+        source, _ = self._source(channel, message_ts)
+        blocks = seen_blocks if seen_blocks is not None else source.get("blocks") or []
+        found = [
+            str(element.get("action_id", ""))
+            for block in blocks
+            if isinstance(block, dict) and block.get("type") == "context_actions"
+            for element in block.get("elements") or []
+            if isinstance(element, dict) and element.get("type") == "feedback_buttons"
+        ]
+        if len(found) != 1:
+            raise KeyError(f"message {message_ts} has {len(found)} feedback elements, not one")
+        return found[0]
+
+    def _element(
+        self,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        user: str,
+        seen_blocks: list[JsonDict] | None,
+    ) -> tuple[str, JsonDict]:
+        self._require(channel, user)
+        source, _ = self._source(channel, message_ts)
+        found = find_action(
+            seen_blocks if seen_blocks is not None else source.get("blocks"), action_id
+        )
+        if found is None:
+            raise KeyError(f"no element with action_id {action_id!r} in message {message_ts}")
+        return found
+
+    async def _block_action(
+        self, channel: str, message_ts: str, user: str, action: JsonDict
+    ) -> Ack:
+        """Send the ``block_actions`` envelope of one action in a message; returns the ack."""
+        chan = self._require(channel, user)
+        source, ephemeral = self._source(channel, message_ts)
+        person = self._world.users[user]
         container: JsonDict = {
             "type": "message",
             "message_ts": message_ts,
             "channel_id": channel,
-            "is_ephemeral": message is None,
+            "is_ephemeral": ephemeral,
         }
         thread_ts = source.get("thread_ts")
         if thread_ts:
@@ -164,8 +230,8 @@ class HumanActions(SlackRecords):
             "response_url": self._response_url(channel=channel, message_ts=message_ts),
             "actions": [action],
         }
-        if message is not None:
-            payload["message"] = copy.deepcopy(message)
+        if not ephemeral:
+            payload["message"] = copy.deepcopy(source)
         envelope = self._enqueue("interactive", payload)
         return await self.wait_for_ack(envelope.envelope_id)
 
@@ -205,6 +271,26 @@ class HumanActions(SlackRecords):
         }
         if tab == "home" and user in self.home_views:
             event["view"] = copy.deepcopy(self.home_views[user])
+        envelope_id = await self.send_event(event)
+        return await self.wait_for_ack(envelope_id)
+
+    async def stop_agent(self, channel: str, thread_ts: str, *, user: str) -> Ack:
+        """A person clicks Slack's own Stop in an agent conversation: ``agent_session_stopped``.
+
+        Slack stops the app's live streams in that thread first; the event lists their ``ts``
+        in ``streaming_message_ts`` (empty when none was streaming). Returns the ack.
+        """
+        self._require(channel, user)
+        stopped = self._api.stop_streams_in(channel, thread_ts)
+        self._flush()
+        event: JsonDict = {
+            "type": "agent_session_stopped",
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "streaming_message_ts": stopped,
+            "user": user,
+            "event_ts": self._world.clock.next(),
+        }
         envelope_id = await self.send_event(event)
         return await self.wait_for_ack(envelope_id)
 

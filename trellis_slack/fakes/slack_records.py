@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 
 from trellis_slack.fakes.slack_model import Ack, ApiCall, Envelope, FakeFile, JsonDict
+from trellis_slack.fakes.slack_streams import Stream
 from trellis_slack.fakes.slack_webapi import WebApi
 from trellis_slack.fakes.slack_workspace import Workspace
 
@@ -151,6 +152,33 @@ class SlackRecords:
         """The assistant status shown in a thread now (posting a message there clears it)."""
         return self._api.status(channel, thread_ts)
 
+    def loading_messages(self, channel: str, thread_ts: str) -> list[str]:
+        """The ``loading_messages`` of the status shown in a thread now."""
+        return self._api.loading_messages(channel, thread_ts)
+
+    @property
+    def suggested_prompts(self) -> list[JsonDict]:
+        """``assistant.threads.setSuggestedPrompts`` calls that took effect (their arguments)."""
+        return self._api.suggested_prompts
+
+    def stream_of(self, ts: str) -> Stream:
+        """A copy of the stream behind message ``ts``: Markdown so far, tasks, blocks, state."""
+        stream = self._api.stream(ts)
+        if stream is None:
+            raise KeyError(f"message {ts} was not streamed")
+        return copy.deepcopy(stream)
+
+    def streams(self, channel: str, thread_ts: str | None = None) -> list[Stream]:
+        """Copies of the streams in a channel (or one thread of it), oldest first."""
+        found = [self._api.stream(ts) for ts in list(self._api.streams)]
+        return [
+            copy.deepcopy(s)
+            for s in found
+            if s is not None
+            and s.channel == channel
+            and (thread_ts is None or s.thread_ts == thread_ts)
+        ]
+
     def events(self, type: str | None = None, *, subtype: str | None = None) -> list[JsonDict]:
         """Events sent so far (first deliveries only), optionally of one type and subtype."""
         return [
@@ -184,6 +212,47 @@ class SlackRecords:
     def expire_stream(self, channel: str, ts: str) -> None:
         """End a streaming message's streaming state, as Slack does after ~5 minutes."""
         self._api.expire_stream(channel, ts)
+        self._notify()
+
+    @property
+    def stream_lifetime(self) -> float:
+        """Seconds a stream lives before appends fail (Slack: about 300; tests set it small)."""
+        return self._api.stream_lifetime
+
+    @stream_lifetime.setter
+    def stream_lifetime(self, seconds: float) -> None:
+        self._api.stream_lifetime = seconds
+
+    @property
+    def status_lifetime(self) -> float:
+        """Seconds an assistant status shows without a message in the thread (Slack: 120)."""
+        return self._api.status_lifetime
+
+    @status_lifetime.setter
+    def status_lifetime(self, seconds: float) -> None:
+        self._api.status_lifetime = seconds
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock stream and status lifetimes are measured on (``time.monotonic``)."""
+        return self._api.now
+
+    @clock.setter
+    def clock(self, now: Callable[[], float]) -> None:
+        self._api.now = now
+
+    def refuse_streams(self, channel: str, error: str = "channel_type_not_supported") -> None:
+        """``chat.startStream`` in ``channel`` answers ``error`` from now on (an old workspace)."""
+        self._api.stream_refusals[channel] = error
+
+    @property
+    def agent_app(self) -> bool:
+        """Whether the app is an agent app (``agent_view``); ``False`` for a legacy assistant."""
+        return self._api.agent_app
+
+    @agent_app.setter
+    def agent_app(self, value: bool) -> None:
+        self._api.agent_app = value
 
     # ================================================================ waiting
 

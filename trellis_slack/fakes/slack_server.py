@@ -13,8 +13,9 @@ from trellis_slack.fakes.slack_http import HttpRoutes
 from trellis_slack.fakes.slack_humans import HumanActions
 from trellis_slack.fakes.slack_model import Ack, ApiCall, Channel, Envelope, FakeFile, User
 from trellis_slack.fakes.slack_socket import SocketMode
+from trellis_slack.fakes.slack_streams import Stream
 
-__all__ = ["Ack", "ApiCall", "Envelope", "FakeFile", "FakeSlack"]
+__all__ = ["Ack", "ApiCall", "Envelope", "FakeFile", "FakeSlack", "Stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ class FakeSlack(HumanActions, SocketMode, HttpRoutes):
     wait in a queue while none is open). Web API calls by the bot change the world too and
     send their echo events. Everything is recorded for assertions; :meth:`wait_for`
     re-evaluates a predicate on each change.
+
+    Slack's AI surface follows Slack's rules too: streamed replies (``chat.*Stream``, read back
+    with :meth:`stream_of`), the assistant status and suggested prompts, ``context_actions``
+    with ``feedback_buttons`` (:meth:`feedback` votes), images from uploaded files
+    (``slack_file``), and Slack's own Stop (:meth:`stop_agent`).
 
     Built from parts, one module each: the state, records and waiting everything shares
     (``slack_records``, which also takes the constructor's arguments), what humans do

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from trellis_slack.fakes.slack_api_assistant import AssistantMethods
 from trellis_slack.fakes.slack_api_base import Handler
 from trellis_slack.fakes.slack_api_chat import ChatMethods
 from trellis_slack.fakes.slack_api_conversations import ConversationMethods
 from trellis_slack.fakes.slack_api_files import FileMethods
+from trellis_slack.fakes.slack_api_stream import StreamMethods
 from trellis_slack.fakes.slack_model import Failure, JsonDict
 from trellis_slack.fakes.slack_workspace import Workspace
 
 __all__ = ["WebApi"]
 
 
-class WebApi(ChatMethods, FileMethods, ConversationMethods):
+class WebApi(ChatMethods, StreamMethods, AssistantMethods, FileMethods, ConversationMethods):
     """What each Web API method does to the world and answers (no HTTP, no token checks).
 
     ``apps.connections.open`` is the server's business; everything else the app calls is here.
-    Records of what the bot did that are not messages (ephemerals, statuses, Home views) live
-    here too.
+    Records of what the bot did that are not messages (ephemerals, statuses, suggested prompts,
+    Home views, streams) live here too.
     """
 
     def __init__(self, world: Workspace, base_url: str = "http://127.0.0.1/") -> None:
@@ -40,6 +42,7 @@ class WebApi(ChatMethods, FileMethods, ConversationMethods):
             "users.info": self._user_info,
             "bots.info": self._bot_info,
             "assistant.threads.setStatus": self._set_status,
+            "assistant.threads.setSuggestedPrompts": self._set_suggested_prompts,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
             "files.info": self._file_info,
@@ -51,11 +54,3 @@ class WebApi(ChatMethods, FileMethods, ConversationMethods):
         """Run one method; events it causes wait in ``world.outbox``."""
         handler = self.methods.get(method)
         return Failure("unknown_method") if handler is None else handler(args)
-
-    def status(self, channel: str, thread_ts: str) -> str:
-        """The assistant status shown in a thread now."""
-        return self._status.get((channel, thread_ts), "")
-
-    def expire_stream(self, channel: str, ts: str) -> None:
-        """End a message's streaming state."""
-        self._streams[(channel, ts)] = False
