@@ -46,6 +46,7 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "chat.appendStream": frozenset({"chat:write"}),
     "chat.stopStream": frozenset({"chat:write"}),
     "assistant.threads.setStatus": frozenset({"chat:write"}),
+    "assistant.threads.setSuggestedPrompts": frozenset({"assistant:write"}),
 }
 
 #: Methods called with the app-level token (``xapp-…``), whose scope is granted when the admin

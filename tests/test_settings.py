@@ -201,3 +201,16 @@ def test_streaming_defaults_to_native_and_accepts_update() -> None:
     with pytest.raises(ConfigError) as info:
         load(base_env(SLACK_STREAMING="fast"))
     assert "SLACK_STREAMING must be 'native' or 'update'" in str(info.value)
+
+
+def test_suggested_prompts_default_and_parse() -> None:
+    """Four analyst prompts by default; `Title=question` or a bare question; at most four."""
+    assert len(load(base_env()).suggested_prompts) == 4
+    settings = load(base_env(SUGGESTED_PROMPTS="Churn=What was churn last quarter?; Top products"))
+    assert settings.suggested_prompts == (
+        ("Churn", "What was churn last quarter?"),
+        ("Top products", "Top products"),
+    )
+    with pytest.raises(ConfigError) as info:
+        load(base_env(SUGGESTED_PROMPTS="a;b;c;d;e"))
+    assert "SUGGESTED_PROMPTS must list 1 to 4 prompts" in str(info.value)

@@ -33,6 +33,7 @@ VARIABLES: dict[str, str] = {
     "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`. Default `INFO`.",
     "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
     "SLACK_STREAMING": "`native`: answers stream into their message with Slack's streaming methods, steps as task cards (default); `update`: the message is edited as the answer grows (for workspaces that cannot stream).",
+    "SUGGESTED_PROMPTS": "Up to 4 prompts, separated by `;`, suggested when someone opens the bot's conversation; each `Title=question` or just the question. Default: four questions a data analyst is often asked.",
     "ALLOWED_CHANNELS": "Comma-separated channel ids the bot answers in (DMs included by id). Default: everywhere it is invited.",
     "ALLOWED_USERS": "Comma-separated Slack user ids allowed to ask. Default: everyone in the workspace.",
     "ALLOW_EXTERNAL_USERS": "`true` to answer users from other workspaces (Slack Connect). Default `false`.",
@@ -45,6 +46,15 @@ VARIABLES: dict[str, str] = {
     "HEALTH_HOST": "Address that server listens on. Default `0.0.0.0` (all interfaces, as a container needs).",
     "CHECK_EMAIL": "For `trellis-slack check` with `TRELLIS_API_KEY`: an e-mail to mint a test token for (Trellis creates that member if unknown). Without it that part is skipped.",
 }
+
+#: What the bot's conversation suggests asking when someone opens it: (title, message) pairs.
+DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = (
+    ("Top regions", "Which regions had the most orders last month?"),
+    ("Revenue trend", "How did revenue change month by month this year?"),
+    ("Biggest customers", "Who are our ten biggest customers by revenue?"),
+    ("What can you do?", "What data can you answer questions about?"),
+)
+_MAX_PROMPTS = 4
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG_FORMATS = ("text", "json")
@@ -71,6 +81,7 @@ class Settings:
     log_level: str = "INFO"
     follow_ups: FollowUps = "all"
     slack_streaming: Streaming = "native"
+    suggested_prompts: tuple[tuple[str, str], ...] = DEFAULT_PROMPTS
     allowed_channels: frozenset[str] | None = None
     allowed_users: frozenset[str] | None = None
     allow_external_users: bool = False
@@ -141,6 +152,7 @@ class Settings:
             log_format=reader.log_format(),
             follow_ups=reader.follow_ups(),
             slack_streaming=reader.streaming(),
+            suggested_prompts=reader.prompts(),
             allowed_channels=reader.id_list("ALLOWED_CHANNELS"),
             allowed_users=reader.id_list("ALLOWED_USERS"),
             allow_external_users=reader.boolean("ALLOW_EXTERNAL_USERS", default=False),
@@ -244,6 +256,26 @@ class _Reader:
         if value != "all":
             self.problems.append(f"FOLLOW_UPS must be 'all' or 'mentions' (got {value!r})")
         return "all"
+
+    def prompts(self) -> tuple[tuple[str, str], ...]:
+        value = self.optional("SUGGESTED_PROMPTS")
+        if value is None:
+            return DEFAULT_PROMPTS
+        prompts: list[tuple[str, str]] = []
+        for part in value.split(";"):
+            title, sep, message = part.partition("=")
+            if not sep:
+                title, message = part, part
+            title, message = title.strip(), message.strip()
+            if message:
+                prompts.append(((title or message)[:75], message[:1000]))
+        if not prompts or len(prompts) > _MAX_PROMPTS:
+            self.problems.append(
+                f"SUGGESTED_PROMPTS must list 1 to {_MAX_PROMPTS} prompts separated by ';' "
+                f"(got {len(prompts)})"
+            )
+            return DEFAULT_PROMPTS
+        return tuple(prompts)
 
     def streaming(self) -> Streaming:
         value = (self.optional("SLACK_STREAMING") or "native").lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class FakeSlack:
         self.teams = teams
         self.views: dict[str, dict[str, Any]] = {}
         self.posts: list[tuple[str, str]] = []
+        self.prompts: list[tuple[str, list[tuple[str, str]]]] = []
 
     async def user(self, user_id: str, *, fresh: bool = False) -> UserInfo | None:
         team = self.teams.get(user_id)
@@ -45,6 +47,10 @@ class FakeSlack:
     async def post(self, channel: str, thread_ts: str | None, body: Rendered) -> str | None:
         self.posts.append((channel, body.text))
         return "1.0"
+
+    async def suggest_prompts(self, channel: str, prompts: Sequence[tuple[str, str]]) -> bool:
+        self.prompts.append((channel, list(prompts)))
+        return True
 
 
 def lock_shown(view: dict[str, Any]) -> bool:
@@ -76,3 +82,18 @@ async def test_a_user_lookup_that_fails_counts_as_this_workspace(tmp_path: Path)
         await home.opened({"tab": "home"})  # no user: ignored
     assert [channel for channel, _ in slack.posts] == ["D1"]
     assert slack.views == {}
+
+
+async def test_opening_the_conversation_suggests_prompts_to_those_who_may_ask(
+    tmp_path: Path,
+) -> None:
+    """Each visit to the Messages tab sets the suggested prompts, but not for someone refused."""
+    slack = FakeSlack({"U0EXT": "T0OTHER", "U0ME": "T0TEAM"})
+    async with await Store.open(tmp_path / "s.db") as store:
+        home = Home(slack=slack, store=store, settings=SETTINGS, access=Access(), bot=BOT)
+        for _ in range(2):
+            for user in ("U0EXT", "U0ME"):
+                await home.opened({"user": user, "tab": "messages", "channel": f"D{user}"})
+    assert [channel for channel, _ in slack.prompts] == ["DU0ME", "DU0ME"]
+    assert slack.prompts[0][1] == list(SETTINGS.suggested_prompts)
+    assert len(slack.posts) == 1  # greeted once, prompted every time

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from trellis_slack.bot.access import Access, Refusal, person_refusal, refusal
@@ -40,6 +40,9 @@ class HomeSlack(Protocol):
 
     async def post(self, channel: str, thread_ts: str | None, body: Rendered) -> str | None:
         """Post a message; its ``ts``, or None."""
+
+    async def suggest_prompts(self, channel: str, prompts: Sequence[tuple[str, str]]) -> bool:
+        """Suggest what to ask in the bot's conversation."""
 
 
 def _section(text: str) -> Block:
@@ -192,6 +195,8 @@ class Home:
         )
         if refused is not None:
             return  # the bot will not answer this person here: do not invite questions
+        # Every visit: Slack shows these above the message box until the person writes.
+        await self._slack.suggest_prompts(channel, self._settings.suggested_prompts)
         team = self._bot.team_id
         if not await self._store.claim_greeting(team, user):
             return

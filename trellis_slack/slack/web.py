@@ -156,6 +156,18 @@ class SlackIO:
             args["loading_messages"] = loading_messages[:10]
         return await self._call("assistant.threads.setStatus", **args) is not None
 
+    async def suggest_prompts(self, channel: str, prompts: Sequence[tuple[str, str]]) -> bool:
+        """``assistant.threads.setSuggestedPrompts`` for the bot's conversation (no thread: as
+        agent apps must call it) — at most four (title, message) pairs."""
+        return (
+            await self._call(
+                "assistant.threads.setSuggestedPrompts",
+                channel_id=channel,
+                prompts=[{"title": title, "message": message} for title, message in prompts[:4]],
+            )
+            is not None
+        )
+
     async def react(self, channel: str, ts: str, name: str) -> bool:
         """Add a reaction (``name`` without colons) to a message."""
         return (
