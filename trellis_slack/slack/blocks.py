@@ -1,4 +1,4 @@
-"""Block Kit for the bot's own messages: the working message, its Stop button, errors and notes."""
+"""Block Kit for the bot's own messages: the working message, Stop, feedback, errors and notes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from trellis_slack.errors import (
 
 STOP_ACTION = "trellis_stop"
 RETRY_ACTION = "trellis_retry"
+#: The ``action_id`` of the feedback buttons under a final answer.
+FEEDBACK_ACTION = "trellis_feedback"
+#: The two ratings a feedback button carries (Trellis's own words for them).
+POSITIVE, NEGATIVE = "positive", "negative"
 
 Block = dict[str, Any]
 
@@ -157,3 +161,40 @@ def explain_trellis_message(message: str, debug_id: str | None, code: str | None
     if debug_id:
         text += f"\n_Debug id: `{debug_id}`_"
     return text
+
+
+def feedback(question_ts: str) -> Block:
+    """The feedback buttons under a final answer: a ``context_actions`` with ``feedback_buttons``.
+
+    Each button's ``value`` is ``"<rating>:<question ts>"`` ("positive:1712.0001"), so a click
+    names the question it rates whichever message of the answer carries the buttons; read it
+    back with `feedback_vote`. No ``block_id``: Slack wants a new one for every version of a
+    message, and generates one.
+    """
+    return {
+        "type": "context_actions",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": {
+                    "text": {"type": "plain_text", "text": "Helpful"},
+                    "value": f"{POSITIVE}:{question_ts}",
+                    "accessibility_label": "This answer helped",
+                },
+                "negative_button": {
+                    "text": {"type": "plain_text", "text": "Not helpful"},
+                    "value": f"{NEGATIVE}:{question_ts}",
+                    "accessibility_label": "This answer did not help",
+                },
+            }
+        ],
+    }
+
+
+def feedback_vote(value: str) -> tuple[str, str] | None:
+    """``(rating, question_ts)`` from a feedback button's ``value``; None when it is not one."""
+    rating, sep, question_ts = value.partition(":")
+    if not sep or rating not in (POSITIVE, NEGATIVE) or not question_ts.strip():
+        return None
+    return rating, question_ts
