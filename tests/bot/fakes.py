@@ -62,12 +62,19 @@ class FakeTurn:
 
 
 class FakePending:
-    """A `PendingTurn`: entered at once, or, with ``gate``, once the gate is set."""
+    """A `PendingTurn`: entered at once, or, with ``gate``, once the gate is set; or ``fails``."""
 
-    def __init__(self, turn: FakeTurn, gate: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        turn: FakeTurn,
+        gate: asyncio.Event | None = None,
+        fails: BaseException | None = None,
+    ) -> None:
         self.turn = turn
         self.chat_id: str | None = None
         self.gate = gate
+        self.fails = fails
+        self.on_queued: Callable[[], Awaitable[None]] | None = None
         self.entering = asyncio.Event()
         self.entered = False
         self.exited = False
@@ -75,7 +82,11 @@ class FakePending:
     async def __aenter__(self) -> FakeTurn:
         self.entering.set()
         if self.gate is not None:
+            if self.on_queued is not None:
+                await self.on_queued()  # no free connection: the client says it waits
             await self.gate.wait()
+        if self.fails is not None:
+            raise self.fails
         self.entered = True
         self.chat_id = self.turn.chat_id
         return self.turn
@@ -96,10 +107,13 @@ class FakeTurnSource:
         self.asked = asyncio.Event()
 
     def will_answer(
-        self, *script: TrellisEvent | BaseException | None, gate: asyncio.Event | None = None
+        self,
+        *script: TrellisEvent | BaseException | None,
+        gate: asyncio.Event | None = None,
+        fails: BaseException | None = None,
     ) -> FakePending:
         """The next turn asked for plays ``script`` (more can be sent to its ``turn`` later)."""
-        pending = FakePending(FakeTurn(*script), gate)
+        pending = FakePending(FakeTurn(*script), gate, fails)
         self._next.append(pending)
         return pending
 
@@ -113,6 +127,7 @@ class FakeTurnSource:
         self.requests.append(request)
         self.asked.set()
         pending = self._next.pop(0) if self._next else FakePending(FakeTurn(END))
+        pending.on_queued = on_queued
         self.pending.append(pending)
         return pending
 

@@ -113,19 +113,23 @@ async def test_two_questions_of_one_thread_never_run_at_once(
 async def test_the_earlier_question_is_answered_first_even_when_the_later_asks_first(
     slack: FakeSlack, store: ClaimCountingStore, source: FakeTurnSource, queue: AnswerQueue
 ) -> None:
-    """Both queued and the follow-up's answer started first: Trellis still gets them in ts order."""
+    """Three queued, their answers started last first: Trellis still gets them in ts order."""
     first = await asked(slack, store, "How many orders?")
     second = await asked(slack, store, "And by region?", thread=first.ts)
-    source.will_answer(Message("42 orders.", "m1"))
-    source.will_answer(Message("North leads.", "m2"))
+    third = await asked(slack, store, "And by month?", thread=first.ts)
+    for n, text in enumerate(["42 orders.", "North leads.", "March peaks."]):
+        source.will_answer(Message(text, f"m{n}"))
+    three = answer(queue, third)
+    async with asyncio.timeout(WAIT):
+        await store.refusals(1)  # it tried, and waits for the questions above it
     two = answer(queue, second)
     async with asyncio.timeout(WAIT):
-        await store.refusals(1)  # the follow-up tried, and waits for the question above it
+        await store.refusals(2)
     assert source.requests == []
     one = answer(queue, first)
-    await done(one, two)
-    assert source.texts == ["How many orders?", "And by region?"]
-    assert thread_of(slack, first) == ["42 orders.", "North leads."]
+    await done(one, two, three)
+    assert source.texts == ["How many orders?", "And by region?", "And by month?"]
+    assert thread_of(slack, first) == ["42 orders.", "North leads.", "March peaks."]
 
 
 async def test_a_waiting_question_says_so_once(

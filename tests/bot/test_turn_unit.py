@@ -11,8 +11,13 @@ import pytest
 from tests.bot.fakes import END, FakeRenderer, FakeTurnSource, memory_store, question, slack_io
 from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, body, buttons, replies
 from trellis_slack.bot.lifecycle import ALREADY_COMPLETE, NO_FINAL, Status, StopClicked, StopFor
-from trellis_slack.bot.turn import Ask, Defaults, TurnRunner
-from trellis_slack.errors import TrellisAuthError, TrellisConnectionLost, TrellisError
+from trellis_slack.bot.turn import RESTARTED, Ask, Defaults, TurnRunner
+from trellis_slack.errors import (
+    TrellisAuthError,
+    TrellisConnectionLost,
+    TrellisError,
+    TrellisUnavailable,
+)
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION
 from trellis_slack.slack.web import SlackIO
@@ -346,3 +351,49 @@ async def test_a_follow_up_continues_the_chat_trellis_named(
     saved = await store.question(CHANNEL, first.question_ts)
     assert saved is not None
     assert saved.trellis_message_id == "m-user"
+
+
+async def test_a_trellis_that_cannot_be_reached_fails_with_retry(
+    slack: FakeSlack, store: SqliteStore, source: FakeTurnSource, runner: TurnRunner
+) -> None:
+    """Trellis unreachable while the turn is entered: the working message says so, with Retry."""
+    ask = await asked(slack, store)
+    source.will_answer(fails=TrellisUnavailable("no route"))
+    async with asyncio.timeout(WAIT):
+        assert await runner.run(ask) is Status.FAILED
+    (message,) = replies(slack, CHANNEL, ask.thread_ts)
+    assert "could not reach Trellis" in body(message)
+    assert buttons(message) == [RETRY_ACTION]
+    assert await status(store, ask) is Status.FAILED
+
+
+async def test_an_unexpected_error_is_still_answered(
+    slack: FakeSlack, store: SqliteStore, source: FakeTurnSource, runner: TurnRunner
+) -> None:
+    """A bug while streaming (not a Trellis error) still ends the turn in words, with Retry."""
+    ask = await asked(slack, store)
+    source.will_answer(TextDelta("Counting"), RuntimeError("a bug"))
+    async with asyncio.timeout(WAIT):
+        assert await runner.run(ask) is Status.FAILED
+    (message,) = replies(slack, CHANNEL, ask.thread_ts)
+    assert "Something went wrong on my side" in body(message)
+    assert "a bug" not in body(message)
+    assert buttons(message) == [RETRY_ACTION]
+
+
+async def test_a_shutdown_while_waiting_for_a_connection_offers_retry(
+    slack: FakeSlack, store: SqliteStore, source: FakeTurnSource, runner: TurnRunner
+) -> None:
+    """Cancelled while it waits for a free connection: nothing sent, the message offers Retry."""
+    ask = await asked(slack, store)
+    pending = source.will_answer(Message("never shown", "m1"), gate=asyncio.Event())
+    run = asyncio.create_task(runner.run(ask))
+    await shows(slack, ask, "Waiting for a free Trellis connection")
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ended(run)
+    assert not pending.entered
+    (message,) = replies(slack, CHANNEL, ask.thread_ts)
+    assert RESTARTED in body(message)
+    assert buttons(message) == [RETRY_ACTION]
+    assert await status(store, ask) is Status.FAILED
