@@ -24,7 +24,7 @@ from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import Interrupted, TrellisEvent
 from trellis_slack.viz.renderer import ChartImage, Rendered, VisualizationNote
 
-#: The bytes of every fake chart (a PNG signature is all Slack's fake looks at).
+#: The bytes of every fake chart: a PNG signature and nothing drawn (the fake Slack reads none of it).
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(16)
 
 #: Put in a turn's script to end its stream without a final frame.
