@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.helpers import ROOT
 from trellis_slack.bot.routes import ROUTES
+from trellis_slack.settings import DEFAULT_PROMPTS
 
 MANIFEST = ROOT / "manifest.yml"
 #: Slack's schema, committed so the test never depends on a folder outside the repository.
@@ -63,6 +64,8 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     "message.im": frozenset({"im:history"}),
     "message.mpim": frozenset({"mpim:history"}),
     "app_home_opened": frozenset(),
+    # Slack's own Stop in an agent conversation; its page on docs.slack.dev lists no scope.
+    "agent_session_stopped": frozenset(),
 }
 
 #: Route kinds that Slack delivers as interactivity payloads.
@@ -165,6 +168,16 @@ def test_handled_events_and_subscribed_events_are_the_same() -> None:
     """Every event the app listens to is subscribed, and every subscribed event has a listener."""
     subscribed = bot_events()
     assert {_event_type(event) for event in subscribed} == routes("event")
+
+
+def test_the_bot_is_declared_as_an_agent() -> None:
+    """features.agent_view describes the analyst and suggests the bot's own default prompts."""
+    agent = manifest()["features"]["agent_view"]
+    assert "data analyst" in agent["agent_description"]
+    assert len(agent["agent_description"]) <= 300
+    prompts = tuple((p["title"], p["message"]) for p in agent["suggested_prompts"])
+    assert prompts == DEFAULT_PROMPTS
+    assert "assistant_view" not in manifest()["features"]  # the older form, not both
 
 
 def test_messages_are_subscribed_everywhere_the_bot_answers() -> None:
