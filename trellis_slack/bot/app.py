@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.commands import Commands
+from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.routes import Listeners, build_app
 from trellis_slack.bot.turn import Defaults, TurnRunner
@@ -150,6 +151,9 @@ class Bot:
                 bot=bot,
             ),
             home=Home(slack=slack, store=store, settings=settings, access=access, bot=bot),
+            feedback=Feedback(
+                slack=slack, store=store, rest=rest, tokens=tokens, identities=bridge.queue
+            ),
         )
         app = build_app(client, listeners)
         await bridge.recover()

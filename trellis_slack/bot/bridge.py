@@ -123,6 +123,14 @@ class Bridge:
                 channel_id, user_id, lifecycle.ALREADY_OVER, record.thread_ts if record else None
             )
 
+    async def on_agent_stopped(self, *, channel_id: str, thread_ts: str, user_id: str) -> None:
+        """Slack's own stop control (agent view): stop every answer in progress in that thread,
+        as the Stop button would. Nothing in progress: nothing to do (Slack already shows it)."""
+        for active in list(self.runner.active.values()):
+            ask = active.ask
+            if ask.channel_id == channel_id and ask.thread_ts == thread_ts:
+                await self.runner.stop(channel_id, ask.question_ts, lifecycle.StopClicked(user_id))
+
     async def on_retry(
         self, *, channel_id: str, question_ts: str, user_id: str, message_ts: str | None
     ) -> None:

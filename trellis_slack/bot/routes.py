@@ -13,9 +13,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.commands import COMMAND, Commands
+from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
-from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION, Rendered
+from trellis_slack.slack.blocks import FEEDBACK_ACTION, RETRY_ACTION, STOP_ACTION, Rendered
 from trellis_slack.slack.events import parse_button
+from trellis_slack.slack.interactions import parse_agent_stop, parse_feedback
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class Listeners:
     bridge: Bridge
     commands: Commands
     home: Home
+    feedback: Feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,31 @@ def _on_stop(listeners: Listeners, body: dict[str, Any]) -> None:
         )
 
 
+def _on_agent_stopped(listeners: Listeners, body: dict[str, Any]) -> None:
+    stop = parse_agent_stop(body["event"])
+    if stop:
+        bridge = listeners.bridge
+        bridge.spawn(
+            bridge.on_agent_stopped(
+                channel_id=stop.channel_id, thread_ts=stop.thread_ts, user_id=stop.user_id
+            )
+        )
+
+
+def _on_feedback(listeners: Listeners, body: dict[str, Any]) -> None:
+    click = parse_feedback(body)
+    if click:
+        listeners.bridge.spawn(
+            listeners.feedback.on_click(
+                channel_id=click.channel_id,
+                message_ts=click.message_ts,
+                user_id=click.user_id,
+                value=click.value,
+                thread_ts=click.thread_ts,
+            )
+        )
+
+
 def _on_retry(listeners: Listeners, body: dict[str, Any]) -> None:
     click = parse_button(body)
     if click:
@@ -92,7 +120,9 @@ ROUTES: tuple[Route, ...] = (
     Route("event", "app_mention", _on_app_mention),
     Route("action", STOP_ACTION, _on_stop),
     Route("action", RETRY_ACTION, _on_retry),
+    Route("action", FEEDBACK_ACTION, _on_feedback),
     Route("event", "app_home_opened", _on_app_home_opened),
+    Route("event", "agent_session_stopped", _on_agent_stopped),
     Route("command", COMMAND, _on_command),
 )
 

@@ -234,6 +234,7 @@ class TurnRunner:
     ) -> Status:
         """Show how the turn ended — the answer, the stop, or the failure — and record it."""
         ask, outcome = active.ask, Status.FAILED
+        await view.close()  # the outcome is known: Slack's status line goes before it shows
 
         def observe() -> None:
             """How long the final frame took to become a Slack call (issued right after this)."""

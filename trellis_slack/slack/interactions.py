@@ -95,3 +95,63 @@ def parse_home_opened(event: Mapping[str, Any]) -> HomeOpened | None:
         channel_id=non_empty(event, "channel") or user,
         shown_digest=digest if isinstance(digest, str) else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStop:
+    """Slack's own stop control was used on the bot's answer (``agent_session_stopped``)."""
+
+    channel_id: str
+    thread_ts: str
+    user_id: str
+    #: The streamed messages Slack stopped (empty when no stream was active).
+    message_ts: tuple[str, ...]
+
+
+def parse_agent_stop(event: Mapping[str, Any]) -> AgentStop | None:
+    """The ``agent_session_stopped`` event, or None when it lacks what a stop needs."""
+    channel, thread, user = (non_empty(event, key) for key in ("channel", "thread_ts", "user"))
+    if channel is None or thread is None or user is None:
+        logger.warning("an agent_session_stopped event without channel, thread or user was ignored")
+        return None
+    stopped = event.get("streaming_message_ts")
+    message_ts = (
+        tuple(ts for ts in stopped if isinstance(ts, str)) if isinstance(stopped, list) else ()
+    )
+    return AgentStop(channel, thread, user, message_ts)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackClick:
+    """A click on an answer's feedback buttons; ``value`` is the chosen button's."""
+
+    channel_id: str
+    message_ts: str | None
+    thread_ts: str | None
+    user_id: str
+    value: str
+
+
+def parse_feedback(body: Mapping[str, Any]) -> FeedbackClick | None:
+    """The ``block_actions`` of a ``feedback_buttons`` click, or None when it lacks a part."""
+    container = body.get("container")
+    container = container if isinstance(container, Mapping) else {}
+    channel = body.get("channel")
+    user = body.get("user")
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else None
+    channel_id = non_empty(container, "channel_id") or (
+        non_empty(channel, "id") if isinstance(channel, Mapping) else None
+    )
+    user_id = non_empty(user, "id") if isinstance(user, Mapping) else None
+    value = non_empty(action, "value") if isinstance(action, Mapping) else None
+    if channel_id is None or user_id is None or value is None:
+        logger.warning("a feedback click without channel, user or value was ignored")
+        return None
+    return FeedbackClick(
+        channel_id,
+        non_empty(container, "message_ts"),
+        non_empty(container, "thread_ts"),
+        user_id,
+        value,
+    )

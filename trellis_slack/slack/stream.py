@@ -126,6 +126,14 @@ class NativeStream:
             if self.stopped or self.dead or self.ts is None:
                 self.stopped = True
                 return False
+            while len("".join(self._text)) > MAX_MARKDOWN and not self.dead:
+                await self._send(
+                    "chat.appendStream",
+                    {"channel": self.channel, "ts": self.ts, "chunks": self._take_chunks()},
+                )
+            if self.dead:
+                self.stopped = True
+                return False
             if self._current_task is not None:
                 self._tasks.append(self._close_task("error" if failed else "complete"))
             chunks = self._take_chunks()
@@ -159,11 +167,13 @@ class NativeStream:
         return chunk
 
     def _take_chunks(self) -> list[dict[str, Any]]:
+        """What the next call sends: pending task cards, at most 12,000 characters of text (the
+        rest waits for the next call), and pending blocks."""
         chunks, self._tasks = self._tasks, []
-        text, self._text = "".join(self._text), []
-        while text:
+        text = "".join(self._text)
+        self._text = [text[MAX_MARKDOWN:]] if len(text) > MAX_MARKDOWN else []
+        if text:
             chunks.append({"type": "markdown_text", "text": text[:MAX_MARKDOWN]})
-            text = text[MAX_MARKDOWN:]
         if self._pending_blocks:
             chunks.append({"type": "blocks", "blocks": self._pending_blocks})
             self._pending_blocks = []
@@ -176,18 +186,23 @@ class NativeStream:
             self._flusher = asyncio.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        wait = self._last_sent + self.interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        async with self._lock:
-            if self.stopped or self.dead or self.ts is None:
+        """Send what is pending once the gap allows; again while more keeps coming."""
+        while True:
+            wait = self._last_sent + self.interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with self._lock:
+                if self.stopped or self.dead or self.ts is None:
+                    return
+                chunks = self._take_chunks()
+                if chunks:
+                    self._last_sent = time.monotonic()
+                    await self._send(
+                        "chat.appendStream",
+                        {"channel": self.channel, "ts": self.ts, "chunks": chunks},
+                    )
+            if not (self._text or self._tasks or self._pending_blocks):
                 return
-            chunks = self._take_chunks()
-            if chunks:
-                self._last_sent = time.monotonic()
-                await self._send(
-                    "chat.appendStream", {"channel": self.channel, "ts": self.ts, "chunks": chunks}
-                )
 
     async def _send(self, method: str, args: dict[str, Any]) -> bool:
         try:
