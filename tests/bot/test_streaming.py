@@ -18,7 +18,7 @@ from tests.helpers import (
 )
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis, Question, Step, answer
-from trellis_slack.slack.blocks import STOP_ACTION
+from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION
 
 MENTION = f"<@{BOT_USER}>"
 
@@ -173,3 +173,42 @@ async def test_slacks_own_stop_interrupts_like_the_button(
     )
     assert not any(STOP_ACTION in buttons(m) for m in msgs)
     gate.set()
+
+
+async def test_an_edited_question_is_answered_in_the_old_answers_place(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """Editing the first question re-answers it in its own place, above the later question."""
+    trellis.responder = lambda q: answer(f"You asked: {q.text}")
+    await start_native(start_bot)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} first")
+    [old] = await answered(slack, CHANNEL, ts, "You asked: first")
+    await slack.post(CHANNEL, ALICE, "second", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: second")
+    await slack.edit(CHANNEL, ts, f"{MENTION} first, by region")
+    msgs = await answered(slack, CHANNEL, ts, "You asked: first, by region")
+    again = next(m for m in msgs if "first, by region" in body(m))
+    assert again["ts"] == old["ts"]  # the same message: the answer kept its place
+    assert not any("You asked: second" in body(m) for m in msgs)  # Trellis dropped it
+
+
+async def test_retry_answers_in_the_failures_place(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """Retry turns the failure message itself into the new answer."""
+    attempts = 0
+
+    def responder(q: Question) -> list[Step]:
+        nonlocal attempts
+        attempts += 1
+        return [Step.drop()] if attempts == 1 else answer("Second time lucky.")
+
+    trellis.responder = responder
+    await start_native(start_bot)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} flaky")
+    failed = await slack.wait_for(
+        lambda: [m for m in replies(slack, CHANNEL, ts) if RETRY_ACTION in buttons(m)] or None
+    )
+    await slack.click(CHANNEL, failed[0]["ts"], RETRY_ACTION, user=ALICE)
+    msgs = await answered(slack, CHANNEL, ts, "Second time lucky.")
+    assert [m["ts"] for m in msgs] == [failed[0]["ts"]]

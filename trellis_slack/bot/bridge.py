@@ -152,9 +152,11 @@ class Bridge:
         if not await self.store.update_question(channel_id, question_ts, status=Status.QUEUED):
             await self.slack.ephemeral(channel_id, user_id, NOTHING_TO_RETRY, record.thread_ts)
             return
-        # Everything the cut-short turn left goes (its failure, and any chart or table it had
-        # posted), so the new answer takes its place as an edit's does: never a chart twice.
-        await self.changes.remove_posts(record)
+        # Everything the cut-short turn left goes (any chart or table it had posted), so the new
+        # answer takes its place as an edit's does: never a chart twice. The failure message
+        # itself becomes the new answer, where it is.
+        keep = await self.changes.answer_message(record)
+        await self.changes.remove_posts(record, keep=keep)
         later = await self.changes.later_in_conversation(record)
         await self.queue.answer(
             record,
@@ -164,6 +166,7 @@ class Bridge:
             # without a duplicate question in the chat. But an edit would also drop every
             # later turn, so with later questions it is asked again as a new message.
             reask=not later,
+            in_place_of=keep,
         )
 
     # -- start-up and shutdown --

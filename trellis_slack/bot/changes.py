@@ -24,7 +24,7 @@ from trellis_slack.slack.events import (
 )
 from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
-from trellis_slack.store.records import QuestionRecord, ts_order
+from trellis_slack.store.records import PostKind, QuestionRecord, ts_order
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,10 @@ class Changes:
                 edit.channel_id, edit.ts, text=text, status=Status.QUEUED
             )
 
+            keep = await self.answer_message(record)
+
             async def prepare(current: QuestionRecord) -> None:
-                dropped = await self.forget_from(current, include_own_answer=True)
+                dropped = await self.forget_from(current, include_own_answer=True, keep=keep)
                 await self._mark_dropped(current, dropped, because="edited")
 
             await self.queue.answer(
@@ -97,6 +99,7 @@ class Changes:
                 identity=await self.queue.identity_of(record.owner_id),
                 reask=True,
                 prepare=prepare,
+                in_place_of=keep,
             )
 
     async def delete(self, deletion: Deletion) -> None:
@@ -168,14 +171,17 @@ class Changes:
         ]
 
     async def forget_from(
-        self, record: QuestionRecord, *, include_own_answer: bool
+        self, record: QuestionRecord, *, include_own_answer: bool, keep: str | None = None
     ) -> list[QuestionRecord]:
         """Remove the bot's posts for ``record`` and every later question of its conversation.
 
+        ``keep``: one message of ``record``'s answer that stays (the new answer replaces it).
         Returns the later human questions, which Trellis no longer has.
         """
         later = await self.later_in_conversation(record)
-        for question in ([record] if include_own_answer else []) + later:
+        if include_own_answer:
+            await self.remove_posts(record, keep=keep)
+        for question in later:
             await self.remove_posts(question)
         for question in later:
             await self.store.update_question(
@@ -183,9 +189,23 @@ class Changes:
             )
         return later
 
-    async def remove_posts(self, question: QuestionRecord) -> None:
-        """Delete everything the bot posted for ``question`` (messages, charts, their shares)."""
+    async def answer_message(self, question: QuestionRecord) -> str | None:
+        """The top message of the bot's answer to ``question`` (where a new answer can go)."""
         for post in await self.store.bot_posts(question.channel_id, question.ts):
+            if post.ts is not None and post.kind in (
+                PostKind.STATUS,
+                PostKind.ANSWER,
+                PostKind.ERROR,
+            ):
+                return post.ts
+        return None
+
+    async def remove_posts(self, question: QuestionRecord, *, keep: str | None = None) -> None:
+        """Delete everything the bot posted for ``question`` (messages, charts, their shares),
+        except the message ``keep``."""
+        for post in await self.store.bot_posts(question.channel_id, question.ts):
+            if keep is not None and post.ts == keep:
+                continue
             removed = True
             if post.file_id is not None:
                 # The message that shared the file goes too, not only the file: otherwise the

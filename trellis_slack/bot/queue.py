@@ -47,9 +47,12 @@ class AnswerQueue:
         identity: str | None,
         reask: bool = False,
         prepare: Callable[[QuestionRecord], Awaitable[None]] | None = None,
+        in_place_of: str | None = None,
     ) -> None:
         """Answer a ``queued`` question after every earlier one of its thread.
 
+        ``in_place_of``: the bot message the answer replaces (an edit's or Retry's old answer),
+        so it keeps its place in the thread instead of landing below later questions.
         ``prepare`` runs once the thread is held, before Trellis is asked (an edit removes the
         old answers there). A question deleted or dropped while it waited is not asked.
         """
@@ -83,6 +86,10 @@ class AnswerQueue:
             if prepare is not None:
                 await prepare(record)
                 record = await self.store.question(record.channel_id, record.ts) or record
+            if in_place_of is not None:
+                if status_ts is not None and await self.slack.delete(record.channel_id, status_ts):
+                    await self.store.remove_bot_post(record.channel_id, ts=status_ts)
+                status_ts = in_place_of
             await self.runner.run(
                 Ask(record, team_id=team_id, identity=identity, reask=reask), status_ts=status_ts
             )
