@@ -37,12 +37,19 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def start_bot(
-    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[BotFactory]:
     """Start real bots (AsyncApp + Socket Mode + Trellis client + SQLite) against the fakes."""
     running: list[Bot] = []
 
+    # Tests that pin the edited-message path (SLACK_STREAMING=update, also every fallback) say so.
+    if request.node.get_closest_marker("edited_messages") is not None:
+        extra_defaults = {"SLACK_STREAMING": "update"}
+    else:
+        extra_defaults = {}
+
     async def start(**extra: Any) -> Bot:
+        extra = {**extra_defaults, **extra}
         update_interval = float(extra.pop("update_interval", 0.05))
         env = bot_env(slack, trellis, tmp_path / "state.db", **extra)
         bot = Bot(

@@ -31,9 +31,8 @@ def bot_env(slack: FakeSlack, trellis: FakeTrellis, db: Path, **extra: str) -> d
         "TRELLIS_API_URL": trellis.api_url,
         "TRELLIS_SLACK_DB": str(db),
         "TRELLIS_TURN_TIMEOUT": "10",
-        # Until the local Slack server streams (issue 11 in progress), the end-to-end tests run the
-        # edited-message path; tests/bot/test_streaming.py runs the native one.
-        "SLACK_STREAMING": "update",
+        # The product's default; tests marked `edited_messages` run the edited-message path.
+        "SLACK_STREAMING": "native",
     }
     env.update(extra)
     return env

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.helpers import (
     ALICE,
     BOB,
@@ -38,6 +40,7 @@ async def test_channel_mention_is_answered_in_a_thread(
     assert [q["message"] for q in questions(trellis)] == ["how many orders last month?"]
 
 
+@pytest.mark.edited_messages
 async def test_work_is_visible_before_the_answer(
     slack: FakeSlack, trellis: FakeTrellis, bot: Bot
 ) -> None:
@@ -232,6 +235,7 @@ async def test_long_answer_is_split_without_losing_text(
         assert paragraph in shown
 
 
+@pytest.mark.edited_messages
 async def test_slack_rate_limits_are_retried(
     slack: FakeSlack, trellis: FakeTrellis, bot: Bot
 ) -> None:
@@ -364,6 +368,7 @@ async def test_editing_a_mention_does_not_ask_again(
     ]
 
 
+@pytest.mark.edited_messages
 async def test_streamed_text_shows_before_the_final_answer(
     slack: FakeSlack, trellis: FakeTrellis, bot: Bot
 ) -> None:
@@ -404,6 +409,7 @@ async def test_seed_protocol_version_end_to_end(slack: FakeSlack, start_bot: Bot
         assert second["chat_id"] == next(iter(seed.chats))
 
 
+@pytest.mark.edited_messages
 async def test_question_waiting_for_a_connection_says_it_is_queued(
     slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
 ) -> None:
@@ -510,7 +516,10 @@ async def test_answer_survives_slack_refusing_the_markdown_block(
     slack.fail("chat.update", "invalid_blocks", times=1)
     gate.set()
     msgs = await answered(slack, CHANNEL, ts, "Revenue was **1,234** in May.")
-    assert [b["type"] for b in msgs[0]["blocks"]] == ["section", "context_actions"]  # text, then feedback
+    assert [b["type"] for b in msgs[0]["blocks"]] == [
+        "section",
+        "context_actions",
+    ]  # text, then feedback
 
 
 async def test_answer_is_posted_when_the_working_message_cannot_be_updated(
@@ -526,6 +535,7 @@ async def test_answer_is_posted_when_the_working_message_cannot_be_updated(
     await slack.wait_for(lambda: any(body(m) == "Still here." for m in replies(slack, CHANNEL, ts)))
 
 
+@pytest.mark.edited_messages
 async def test_asker_is_told_when_the_bot_cannot_post(
     slack: FakeSlack, trellis: FakeTrellis, bot: Bot
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.helpers import (
     ALICE,
     BOB,
@@ -46,6 +48,7 @@ def held(gates: dict[str, asyncio.Event]) -> Any:
     return responder
 
 
+@pytest.mark.edited_messages
 async def test_follow_up_while_the_question_waits_for_a_connection(
     slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
 ) -> None:
@@ -223,6 +226,7 @@ async def test_a_question_deleted_while_it_waits_is_never_asked(
     assert asked(trellis) == [("send_message", "q1")]
 
 
+@pytest.mark.edited_messages
 async def test_stop_while_waiting_for_a_connection_sends_nothing(
     slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
 ) -> None:

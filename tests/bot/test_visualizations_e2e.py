@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.helpers import ALICE, BOT_USER, CHANNEL, answered, body, replies
 from trellis_slack.bot.app import Bot
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis, Step
+
+#: Charts as messages of their own: the edited-message path (native answers hold them inline,
+#: tests/bot/test_streaming.py).
+pytestmark = pytest.mark.edited_messages
 
 MENTION = f"<@{BOT_USER}>"
 REGIONS = [("North", 412), ("South", 289), ("East", 531)]
