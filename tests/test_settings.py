@@ -214,3 +214,12 @@ def test_suggested_prompts_default_and_parse() -> None:
     with pytest.raises(ConfigError) as info:
         load(base_env(SUGGESTED_PROMPTS="a;b;c;d;e"))
     assert "SUGGESTED_PROMPTS must list 1 to 4 prompts" in str(info.value)
+
+
+def test_charts_setting_accepts_auto_native_png() -> None:
+    """SLACK_CHARTS is auto unless native or png; anything else is a clear problem."""
+    assert load(base_env()).slack_charts == "auto"
+    assert load(base_env(SLACK_CHARTS="png")).slack_charts == "png"
+    with pytest.raises(ConfigError) as info:
+        load(base_env(SLACK_CHARTS="svg"))
+    assert "SLACK_CHARTS must be 'auto', 'native' or 'png'" in str(info.value)

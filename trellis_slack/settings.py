@@ -16,6 +16,7 @@ from trellis_slack.logs import LogFormat
 
 FollowUps = Literal["all", "mentions"]
 Streaming = Literal["native", "update"]
+Charts = Literal["auto", "native", "png"]
 
 #: Every variable the bridge reads, with its one-line meaning. The README's configuration table is
 #: tested against this mapping, so a variable cannot be added without being documented.
@@ -33,6 +34,7 @@ VARIABLES: dict[str, str] = {
     "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`. Default `INFO`.",
     "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
     "SLACK_STREAMING": "`native`: answers stream into their message with Slack's streaming methods, steps as task cards (default); `update`: the message is edited as the answer grows (for workspaces that cannot stream).",
+    "SLACK_CHARTS": "`auto`: charts Slack can draw itself become native chart blocks, the others PNG images (default); `native`: the same, native wherever it fits; `png`: always images.",
     "SUGGESTED_PROMPTS": "Up to 4 prompts, separated by `;`, suggested when someone opens the bot's conversation; each `Title=question` or just the question. Default: four questions a data analyst is often asked.",
     "ALLOWED_CHANNELS": "Comma-separated channel ids the bot answers in (DMs included by id). Default: everywhere it is invited.",
     "ALLOWED_USERS": "Comma-separated Slack user ids allowed to ask. Default: everyone in the workspace.",
@@ -81,6 +83,7 @@ class Settings:
     log_level: str = "INFO"
     follow_ups: FollowUps = "all"
     slack_streaming: Streaming = "native"
+    slack_charts: Charts = "auto"
     suggested_prompts: tuple[tuple[str, str], ...] = DEFAULT_PROMPTS
     allowed_channels: frozenset[str] | None = None
     allowed_users: frozenset[str] | None = None
@@ -152,6 +155,7 @@ class Settings:
             log_format=reader.log_format(),
             follow_ups=reader.follow_ups(),
             slack_streaming=reader.streaming(),
+            slack_charts=reader.charts(),
             suggested_prompts=reader.prompts(),
             allowed_channels=reader.id_list("ALLOWED_CHANNELS"),
             allowed_users=reader.id_list("ALLOWED_USERS"),
@@ -276,6 +280,14 @@ class _Reader:
             )
             return DEFAULT_PROMPTS
         return tuple(prompts)
+
+    def charts(self) -> Charts:
+        value = (self.optional("SLACK_CHARTS") or "auto").lower()
+        if value in ("native", "png"):
+            return "native" if value == "native" else "png"
+        if value != "auto":
+            self.problems.append(f"SLACK_CHARTS must be 'auto', 'native' or 'png' (got {value!r})")
+        return "auto"
 
     def streaming(self) -> Streaming:
         value = (self.optional("SLACK_STREAMING") or "native").lower()

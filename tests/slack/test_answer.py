@@ -42,3 +42,15 @@ def test_text_only_answer_is_unchanged() -> None:
     text = answer_messages("Just words.", footer={"type": "context_actions", "elements": []})
     [message] = compose([], text)
     assert types(message.blocks) == ["markdown", "context_actions"]
+
+
+def test_at_most_two_native_charts_and_one_native_table_a_message() -> None:
+    """Slack draws two data_visualization blocks and one data_table per message: the rest follow."""
+    chart = {"type": "data_visualization"}
+    table = {"type": "data_table"}
+    messages = compose([chart, chart, chart, table, table], answer_messages("Five."))
+    assert [types(m.blocks) for m in messages] == [
+        ["data_visualization", "data_visualization"],
+        ["data_visualization", "data_table"],
+        ["data_table", "markdown"],
+    ]

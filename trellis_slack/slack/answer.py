@@ -4,7 +4,8 @@ An answer is one message under its question — its charts (``image`` blocks sho
 files), tables (``table`` blocks) and notes first, then the text that explains them, then the
 feedback buttons. Only Slack's own limits split it, into consecutive messages: 50 blocks a
 message, one ``table`` block a message, 12,000 characters of Markdown a message (the text is
-already cut to that by `markdown.answer_messages`).
+already cut to that by `markdown.answer_messages`), and at most two native charts
+(``data_visualization``) and one native table (``data_table``) a message.
 """
 
 from __future__ import annotations
@@ -32,8 +33,17 @@ def chart_block(file_id: str, *, title: str, alt_text: str) -> Block:
     return block
 
 
-def _is_table(block: Block) -> bool:
-    return block.get("type") == "table"
+#: How many blocks of a type one message may hold (Slack's limits).
+PER_MESSAGE = {"table": 1, "data_table": 1, "data_visualization": 2}
+
+
+def _full(current: list[Block], block: Block) -> bool:
+    """Whether ``block`` must start a new message after ``current``."""
+    if len(current) >= MAX_BLOCKS:
+        return True
+    kind = str(block.get("type"))
+    limit = PER_MESSAGE.get(kind)
+    return limit is not None and sum(b.get("type") == kind for b in current) >= limit
 
 
 def compose(visuals: Sequence[Block], text: Sequence[SlackMessage]) -> list[Rendered]:
@@ -50,7 +60,7 @@ def compose(visuals: Sequence[Block], text: Sequence[SlackMessage]) -> list[Rend
             current.clear()
 
     for block in visuals:
-        if len(current) >= MAX_BLOCKS or (_is_table(block) and any(map(_is_table, current))):
+        if _full(current, block):
             flush("Charts and tables for this answer")
         current.append(block)
     pieces = list(text)
