@@ -6,6 +6,7 @@ import copy
 
 from trellis_slack.fakes.slack_api_base import ApiBase, optional_str
 from trellis_slack.fakes.slack_content import block_problems, with_block_ids
+from trellis_slack.fakes.slack_data_blocks import message_problems
 from trellis_slack.fakes.slack_model import Failure, JsonDict
 from trellis_slack.fakes.slack_streams import (
     DISPLAY_MODES,
@@ -21,13 +22,21 @@ def _invalid(reason: str) -> Failure:
     return Failure("invalid_arguments", (f"[ERROR] {reason}",))
 
 
+def _message_failure(stream: Stream, args: JsonDict, final: object = None) -> Failure | None:
+    """A message's limits (two charts, one table …) over all the blocks a stream would hold."""
+    problems = message_problems(stream.message_blocks_after(args, final))
+    return Failure("invalid_blocks", tuple(problems)) if problems else None
+
+
 class StreamMethods(ApiBase):
     """Streamed replies with Slack's rules.
 
     A stream is a reply (``thread_ts`` required); outside DMs it names its recipient
     (``recipient_user_id`` and ``recipient_team_id``); each call carries at most 12,000
     characters of Markdown; chunks are ``markdown_text``, ``task_update``, ``plan_update`` and
-    ``blocks`` (at most 50 blocks over the stream, and 50 more in ``stopStream``'s ``blocks``).
+    ``blocks`` (at most 50 blocks over the stream, and 50 more in ``stopStream``'s ``blocks``);
+    a message's limits (two ``data_visualization`` blocks, one ``table``, 10,000 characters of
+    ``data_table`` cells) count over everything the streamed message holds.
     A stream lives :attr:`stream_lifetime` seconds; after that, or once stopped, appending and
     stopping answer ``message_not_in_streaming_state``. The message is an ordinary message:
     ``chat.update`` and ``chat.delete`` work on it as on any other.
@@ -81,6 +90,8 @@ class StreamMethods(ApiBase):
         )
         if stream.blocks_after(args) > MAX_STREAM_BLOCKS:
             return _invalid(f"no more than {MAX_STREAM_BLOCKS} blocks over a stream")
+        if (failure := _message_failure(stream, args)) is not None:
+            return failure
         stream.apply(args)
         fields = stream.message_fields()
         text = fields.pop("text")
@@ -107,6 +118,8 @@ class StreamMethods(ApiBase):
             return failure
         if stream.blocks_after(args) > MAX_STREAM_BLOCKS:
             return _invalid(f"no more than {MAX_STREAM_BLOCKS} blocks over a stream")
+        if (failure := _message_failure(stream, args)) is not None:
+            return failure
         return stream, message
 
     def _append_stream(self, args: JsonDict) -> JsonDict | Failure:
@@ -131,6 +144,8 @@ class StreamMethods(ApiBase):
             problems = block_problems(blocks, max_blocks=MAX_STREAM_BLOCKS, files=self.files)
             if problems:
                 return Failure("invalid_blocks", tuple(problems))
+            if (failure := _message_failure(stream, args, blocks)) is not None:
+                return failure
         stream.apply(args)
         if blocks is not None:
             stream.final_blocks = with_block_ids(blocks)

@@ -7,6 +7,11 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from trellis_slack.fakes.slack_data_blocks import (
+    data_table_problems,
+    data_visualization_problems,
+    message_problems,
+)
 from trellis_slack.fakes.slack_model import Failure, FakeFile, JsonDict, new_id
 
 __all__ = [
@@ -226,13 +231,9 @@ def _block_problems(block: JsonDict, pointer: str) -> list[str]:
     if kind == "table":
         return _rows_problems(block.get("rows"), pointer, min_rows=1, max_rows=100)
     if kind == "data_table":
-        problems = _rows_problems(block.get("rows"), pointer, min_rows=2, max_rows=101)
-        if not block.get("caption"):
-            problems.append(_pointer_error("missing required field: caption", pointer))
-        size = block.get("page_size")
-        if size is not None and not (isinstance(size, int) and 1 <= size <= 100):
-            problems.append(_pointer_error("must be between 1 and 100", f"{pointer}/page_size"))
-        return problems
+        return data_table_problems(block, pointer)
+    if kind == "data_visualization":
+        return data_visualization_problems(block, pointer)
     if kind == "markdown" and not isinstance(block.get("text"), str):
         return [_pointer_error("missing required field: text", pointer)]
     return []
@@ -253,13 +254,11 @@ def block_problems(
         problems.append(_pointer_error(f"no more than {max_blocks} items allowed", "/blocks"))
     block_ids: set[str] = set()
     markdown_chars = 0
-    counts: dict[str, int] = {}
     for i, block in enumerate(blocks):
         pointer = f"/blocks/{i}"
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             problems.append(_pointer_error("missing required field: type", pointer))
             continue
-        counts[block["type"]] = counts.get(block["type"], 0) + 1
         block_id = block.get("block_id")
         if block_id is not None:
             if not isinstance(block_id, str) or len(block_id) > 255:
@@ -275,10 +274,7 @@ def block_problems(
         problems.append(
             _pointer_error(f"markdown blocks exceed {MAX_MARKDOWN} characters in total", "/blocks")
         )
-    if counts.get("table", 0) > 1:
-        problems.append(_pointer_error("only one table block is allowed per message", "/blocks"))
-    if counts.get("data_visualization", 0) > 2:
-        problems.append(_pointer_error("no more than 2 data_visualization blocks", "/blocks"))
+    problems += message_problems(blocks)
     if files is not None and not problems:
         problems += slack_file_problems(blocks, files)
     return problems

@@ -1,8 +1,9 @@
 """The fake Slack's core without I/O, in one import: the world, Slack's limits, the Web API.
 
 Each part lives in its own module: ``slack_model`` (users, channels, files, envelopes, calls),
-``slack_content`` (text and Block Kit limits), ``slack_workspace`` (the world and the events its
-changes cause) and ``slack_webapi`` (what each Web API method does, by family in ``slack_api_*``).
+``slack_content`` (text and Block Kit limits; native charts and tables in ``slack_data_blocks``),
+``slack_workspace`` (the world and the events its changes cause) and ``slack_webapi`` (what
+each Web API method does, by family in ``slack_api_*``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from trellis_slack.fakes.slack_content import (
     rich_text_blocks,
     with_block_ids,
 )
+from trellis_slack.fakes.slack_data_blocks import data_table_problems, data_visualization_problems
 from trellis_slack.fakes.slack_model import (
     CHANNEL_TYPES,
     DOMAIN,
@@ -59,6 +61,8 @@ __all__ = [
     "Workspace",
     "block_problems",
     "content_failure",
+    "data_table_problems",
+    "data_visualization_problems",
     "filetype_of",
     "find_action",
     "first_link",

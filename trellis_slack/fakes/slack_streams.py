@@ -145,6 +145,17 @@ class Stream:
         )
         return len(self.chunk_blocks) + extra
 
+    def message_blocks_after(self, args: JsonDict, final: object = None) -> list[Any]:
+        """The blocks the message would hold after this call (``final``: ``stopStream``'s)."""
+        added = [
+            block
+            for chunk in args.get("chunks") or []
+            if isinstance(chunk, dict) and chunk.get("type") == "blocks"
+            for block in chunk.get("blocks") or []
+        ]
+        ending = final if isinstance(final, list) else self.final_blocks
+        return [*self.chunk_blocks, *added, *ending]
+
     def apply(self, args: JsonDict) -> None:
         """Add one call's ``markdown_text`` and ``chunks`` (already checked)."""
         if isinstance(args.get("markdown_text"), str):
