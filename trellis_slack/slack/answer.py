@@ -33,7 +33,9 @@ def chart_block(file_id: str, *, title: str, alt_text: str) -> Block:
     return block
 
 
-#: How many blocks of a type one message may hold (Slack's limits).
+#: How many blocks of a type one message may hold: Slack's limits for ``table`` and
+#: ``data_visualization``; one ``data_table`` a message is our choice (Slack caps the cell text of a
+#: message's tables at 10,000 characters together, which one table a message keeps simple).
 PER_MESSAGE = {"table": 1, "data_table": 1, "data_visualization": 2}
 
 
