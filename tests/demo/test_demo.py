@@ -212,7 +212,7 @@ async def feed(http: aiohttp.ClientSession) -> AsyncIterator[PageFeed]:
 
 
 def messages(items: Items, channel: str) -> list[dict[str, Any]]:
-    found = [i["message"] for i in items.values() if i["channel"] == channel]
+    found = [i["message"] for i in items.values() if i["channel"] == channel and "message" in i]
     return sorted(found, key=lambda m: float(m["ts"]))
 
 
@@ -258,7 +258,7 @@ async def test_a_new_page_sees_the_workspace_and_the_welcome(feed: PageFeed) -> 
 async def test_a_question_from_the_page_gets_a_chart_and_an_answer(
     demo: Demo, http: aiohttp.ClientSession, feed: PageFeed
 ) -> None:
-    """A mention typed on the page reaches the real bot; the chart and the answer appear live."""
+    """A mention typed on the page reaches the real bot; one answer, its chart inside, appears live."""
     sent = await post(http, "/api/post", channel=CHANNEL, text="@trellis orders by region?")
     assert sent["ok"]
     ts = sent["ts"]
@@ -268,16 +268,113 @@ async def test_a_question_from_the_page_gets_a_chart_and_an_answer(
 
     def answered(items: Items) -> list[dict[str, Any]] | None:
         replies = in_thread(items, CHANNEL, ts)
-        done = any("West** led with" in text_of(m) for m in replies)
-        return replies if done and not any(STOP_ACTION in buttons(m) for m in replies) else None
+        done = any("West** led with" in text_of(m) and feedback_of(m) for m in replies)
+        return replies if done else None
 
     replies = await feed.until(answered)
-    chart = next(f for m in replies for f in m.get("files", []))
-    assert chart["demo_url"] == f"/files/{chart['id']}/{chart['name']}"
-    async with http.get(chart["demo_url"]) as response:
+    assert len(replies) == 1
+    (answer,) = replies
+    assert answer["stream"]["state"] == "stopped"
+    assert [t["status"] for t in answer["stream"]["tasks"]] == ["complete"] * 4
+    (image,) = [b for b in answer["blocks"] if b["type"] == "image"]
+    file = demo.slack.files[image["slack_file"]["id"]]
+    assert file.channel is None  # uploaded, not shared: shown only through the answer
+    assert image["demo_url"] == f"/files/{file.id}/{file.name}"
+    async with http.get(image["demo_url"]) as response:
         assert response.status == 200
         assert response.content_type == "image/png"
-        assert (await response.read()).startswith(b"\x89PNG")
+        assert await response.read() == file.content
+
+
+def feedback_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e
+        for b in message.get("blocks") or []
+        if b.get("type") == "context_actions"
+        for e in b.get("elements", [])
+        if e.get("type") == "feedback_buttons"
+    ]
+
+
+async def test_a_streaming_answer_shows_slacks_status_and_its_task_cards(
+    hold: asyncio.Event, http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """While the slow answer streams the page has its task cards and Slack's status under the thread."""
+    ts = (await post(http, "/api/post", channel=DM, text="forecast next quarter"))["ts"]
+    key = f"s {DM} {ts}"
+
+    def streaming(items: Items) -> dict[str, Any] | None:
+        replies = in_thread(items, DM, ts)
+        tasks = replies[0].get("stream", {}).get("tasks", []) if replies else []
+        held = any(t["status"] == "in_progress" and "checking" in t["title"].lower() for t in tasks)
+        return replies[0] if held and key in items else None
+
+    answer = await feed.until(streaming)
+    assert answer["stream"]["state"] == "streaming"
+    assert items_status(feed.items, key)["status"] == "is looking into it…"
+    assert items_status(feed.items, key)["loading_messages"]
+    hold.set()
+    await feed.until(lambda items: key not in items and "stopped" in str(in_thread(items, DM, ts)))
+
+
+def items_status(items: Items, key: str) -> dict[str, Any]:
+    status = items[key]
+    assert status["kind"] == "status"
+    return status
+
+
+async def test_opening_the_apps_conversation_gets_its_suggested_prompts(
+    demo: Demo, http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """Opening the DM tells the app (Messages tab); the prompts it sets are what the page offers."""
+    assert (await post(http, "/api/open", channel=CHANNEL))["status"] == 400
+    assert (await post(http, "/api/open", channel=DM))["ok"]
+    prompts = await feed.until(lambda items: items.get(f"p {DM}"))
+    assert prompts["prompts"] == demo.slack.suggested_prompts[-1]["prompts"]
+    assert all(p["title"] and p["message"] for p in prompts["prompts"])
+    assert demo.slack.events("app_home_opened")[-1]["tab"] == "messages"
+
+
+async def test_slacks_own_stop_from_the_page_stops_the_stream(
+    demo: Demo, http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """The agent view's Stop is Slack's: the live stream stops and the bot hears agent_session_stopped."""
+    ts = (await post(http, "/api/post", channel=DM, text="forecast next quarter"))["ts"]
+    await feed.until(
+        lambda items: [m for m in in_thread(items, DM, ts) if m.get("stream", {}).get("tasks")]
+    )
+    assert (await post(http, "/api/stop_agent", channel=DM, thread_ts=ts))["ok"]
+    (event,) = demo.slack.events("agent_session_stopped")
+    assert event["thread_ts"] == ts
+    assert event["streaming_message_ts"]
+    stopped = await feed.until(
+        lambda items: [m for m in in_thread(items, DM, ts) if "Stopped by" in text_of(m)]
+    )
+    assert stopped[0]["stream"]["state"] == "stopped"
+    assert (await post(http, "/api/stop_agent", channel=DM, thread_ts="1.000001"))["status"] == 404
+
+
+async def test_a_feedback_click_from_the_page_reaches_trellis(
+    demo: Demo, http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """👍 on an answer is Slack's feedback click: the bot rates the answer in Trellis, thanks you."""
+    ts = (await post(http, "/api/post", channel=DM, text="orders by region"))["ts"]
+    answer = await feed.until(
+        lambda items: next((m for m in in_thread(items, DM, ts) if feedback_of(m)), None)
+    )
+    wrong = await post(http, "/api/feedback", channel=DM, ts=answer["ts"], vote="maybe")
+    assert wrong["status"] == 400
+    voted = await post(http, "/api/feedback", channel=DM, ts=answer["ts"], vote="positive")
+    assert voted["ok"]
+    thanks = await feed.until(
+        lambda items: [
+            i
+            for i in items.values()
+            if i["kind"] == "ephemeral" and "Thanks" in text_of(i["message"])
+        ]
+    )
+    assert thanks[0]["message"]["thread_ts"] == ts
+    assert [body for _, _, body in demo.trellis.feedback_requests] == [{"feedback": "positive"}]
 
 
 async def test_a_dm_is_answered_in_its_thread(http: aiohttp.ClientSession, feed: PageFeed) -> None:
@@ -442,7 +539,9 @@ async def test_unknown_slash_commands_are_refused_like_slack(
     assert result["error"] == "unknown_command"
     note = await feed.until(
         lambda items: [
-            i for i in items.values() if "is not a valid command" in i["message"].get("text", "")
+            i
+            for i in items.values()
+            if "is not a valid command" in i.get("message", {}).get("text", "")
         ]
     )
     assert note[0]["kind"] == "ephemeral"

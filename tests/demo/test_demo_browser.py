@@ -1,4 +1,4 @@
-"""The demo page in headless Chromium: a chart and an answer, Stop, Retry, edit, delete, escaping."""
+"""The demo page in headless Chromium: streamed answers, feedback, the split view, Stop, Retry, edits."""
 
 from __future__ import annotations
 
@@ -9,15 +9,25 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Final
 
 import pytest
-from playwright.async_api import Locator, Page, async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import (
+    Browser,
+    Locator,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from trellis_slack.demo.runner import Demo
+from trellis_slack.trellis.client import Backoff
 
 # Debian's chromium, driven through Playwright (never a downloaded browser). Without it the tests
-# are skipped; .ci/run installs it. `python -m tests.test_demo_browser docs/demo.png` retakes the
+# are skipped; .ci/run installs it. `python -m tests.demo.test_demo_browser docs/demo.png` retakes the
 # README's screenshot with the same browser.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Headless, offline and quiet: no sandbox (CI runs as root), no GPU, no calls home.
@@ -32,11 +42,17 @@ FLAGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Debian's chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="Debian's chromium is not installed (apt-get install chromium chromium-driver; "
+        ".ci/run does)",
+    ),
+    # One browser for the module (starting Chromium is most of a test's time), so one loop.
+    pytest.mark.asyncio(loop_scope="module"),
+]
 expect.set_options(timeout=15_000)
+VIEWPORT: Final[ViewportSize] = {"width": 1400, "height": 860}
 
 
 @asynccontextmanager
@@ -44,16 +60,47 @@ async def chromium(profile: Path) -> AsyncIterator[Page]:
     """A page in Debian's Chromium, with a fresh profile in ``profile``."""
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1400, "height": 860},
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport=VIEWPORT
         )
         try:
             yield context.pages[0] if context.pages else await context.new_page()
         finally:
             await context.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, started once for the module; each test gets a fresh context in it."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=FLAGS
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def hold() -> AsyncIterator[asyncio.Event]:
+    """Set at the end of a test: releases the demo's slow answers so it can stop."""
+    event = asyncio.Event()
+    yield event
+    event.set()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def demo(hold: asyncio.Event) -> AsyncIterator[Demo]:
+    """The demo as tests/conftest.py has it, in the module's loop (where the browser runs)."""
+    async with Demo(
+        port=0,
+        pace=0,
+        hold=hold,
+        update_interval=0.05,
+        warm_up_charts=False,
+        slash_timeout=2.0,
+        backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
+    ) as running:
+        yield running
+        hold.set()
 
 
 async def hover_click(message: Locator, name: str) -> None:
@@ -72,15 +119,20 @@ async def hover_click(message: Locator, name: str) -> None:
     raise AssertionError(f"the {name} action never became clickable")
 
 
-@pytest.fixture
-async def page(demo: Demo, tmp_path: Path) -> AsyncIterator[Page]:
-    async with chromium(tmp_path / "profile") as page:
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(demo: Demo, browser: Browser) -> AsyncIterator[Page]:
+    """The demo page in a fresh browser context (no cookies, storage or cache of other tests)."""
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         await page.goto(demo.url)
         await page.wait_for_selector("body[data-ready]")
         yield page
         assert not errors, errors
+    finally:
+        await context.close()
 
 
 async def say(page: Page, text: str) -> None:
@@ -99,15 +151,105 @@ async def chart_loaded(page: Page) -> None:
 
 
 async def test_a_suggested_question_shows_the_chart_and_the_answer(page: Page) -> None:
-    """One click on a suggestion: the question is posted, its thread opens with chart and answer."""
+    """One click on a suggestion: the question is posted, its thread opens on one answer, chart inside."""
     await page.get_by_role("button", name="Orders by region").click()
     thread = page.locator("#thread-messages")
     await expect(thread).to_contain_text("@trellis How many orders did each region have in 2025?")
-    await expect(thread.locator("figure img")).to_be_visible()
+    answer = thread.locator("article.from-app")
+    await expect(answer.locator("figure img")).to_be_visible()
     await chart_loaded(page)
-    await expect(thread).to_contain_text("West led with 8,164")
+    await expect(answer).to_contain_text("West led with 8,164")
+    await expect(answer).to_have_count(1)
     await expect(thread.get_by_role("button", name="Stop")).to_have_count(0)
-    await expect(page.locator("#messages")).to_contain_text("2 replies")
+    await expect(page.locator("#messages")).to_contain_text("1 reply")
+
+
+async def test_a_streamed_answer_shows_its_steps_then_the_answer_in_one_message(
+    page: Page, hold: asyncio.Event
+) -> None:
+    """The slow answer streams as task cards under Slack's status; the final answer replaces it."""
+    await page.get_by_role("button", name="A slow one: try Stop").click()
+    thread = page.locator("#thread-messages")
+    stream = thread.locator("article.from-app .stream")
+    await expect(stream.locator(".task[data-status=complete]").first).to_be_visible()
+    await expect(stream.locator(".task[data-status=in_progress]")).to_contain_text(
+        "Checking the fit"
+    )
+    await expect(stream.locator(".task-in_progress .spinner")).to_have_count(1)
+    await expect(stream.get_by_role("button", name="Stop")).to_be_visible()
+    await expect(thread.locator(".status-line")).to_contain_text("trellis is looking into it…")
+    hold.set()
+    answer = thread.locator("article.from-app")
+    await expect(answer).to_contain_text("Next quarter should bring")
+    await expect(answer).to_have_count(1)
+    await expect(thread.locator(".stream")).to_have_count(0)
+    await expect(thread.locator(".status-line")).to_have_count(0)
+    await expect(answer.locator(".steps summary")).to_contain_text("steps")
+    await expect(answer.get_by_role("button", name="Stop")).to_have_count(0)
+    await expect(answer.get_by_role("button", name="This answer helped")).to_be_visible()
+
+
+async def test_a_thumbs_up_reaches_trellis_and_thanks_you_privately(page: Page, demo: Demo) -> None:
+    """👍 under an answer is Slack's feedback click: Trellis gets the rating, you get the thanks."""
+    await page.get_by_role("button", name="Top customers").click()
+    thread = page.locator("#thread-messages")
+    helped = thread.get_by_role("button", name="This answer helped")
+    await helped.click()
+    thanks = thread.locator("article.ephemeral", has_text="Thanks")
+    await expect(thanks).to_contain_text("Only visible to you")
+    await expect(helped).to_have_attribute("aria-pressed", "true")
+    assert [body for _, _, body in demo.trellis.feedback_requests] == [{"feedback": "positive"}]
+
+
+async def test_an_answer_keeps_its_place_while_a_follow_up_queues(
+    page: Page, hold: asyncio.Event
+) -> None:
+    """A follow-up sent while the first answer streams is answered below it, not before it."""
+    await page.get_by_role("button", name="trellis APP").click()
+    await say(page, "forecast orders for next quarter")
+    thread = page.locator("#thread-messages")
+    await expect(thread.locator(".stream .task").first).to_be_visible()
+    reply = page.get_by_role("textbox", name="Reply")
+    await reply.fill("and in the west?")
+    await reply.press("Enter")
+    await expect(thread.locator("article.own")).to_have_count(2)
+    await expect(thread.locator(".stream")).to_have_count(1)
+    hold.set()
+    await expect(thread).to_contain_text("West had")
+    await expect(thread).to_contain_text("Next quarter should bring")
+    order = await thread.locator("article").all_inner_texts()
+    first = next(i for i, text in enumerate(order) if "Next quarter should bring" in text)
+    follow_up = next(i for i, text in enumerate(order) if "and in the west?" in text)
+    second = next(i for i, text in enumerate(order) if "West had" in text)
+    assert first < follow_up < second, order
+
+
+async def test_the_split_view_offers_the_apps_prompts_and_slacks_stop(
+    page: Page, demo: Demo
+) -> None:
+    """Beside #sales, the app's conversation: its suggested prompts ask; Slack's Stop stops a stream."""
+    await page.get_by_role("button", name="trellis split view").click()
+    agent = page.locator("#agent")
+    prompts = agent.locator("#agent-prompts button")
+    await expect(prompts.first).to_be_visible()
+    set_by_the_app = demo.slack.suggested_prompts[-1]["prompts"]
+    assert await prompts.all_inner_texts() == [p["title"] for p in set_by_the_app]
+    first = set_by_the_app[0]
+    await prompts.filter(has_text=first["title"]).click()
+    await expect(agent.locator("article.own")).to_contain_text(first["message"])
+    await expect(agent.get_by_role("button", name="This answer helped")).to_be_visible()
+    await expect(prompts).to_have_count(0)
+    await agent.get_by_role("button", name="New chat").click()
+    composer = agent.get_by_role("textbox", name="Message trellis")
+    await composer.fill("forecast next quarter")
+    await composer.press("Enter")
+    await expect(agent.locator(".stream .task").first).to_be_visible()
+    await agent.get_by_role("button", name="Stop trellis").click()
+    await expect(agent).to_contain_text("Stopped by @alex")
+    await expect(agent.get_by_role("button", name="Stop trellis")).to_be_hidden()
+    assert demo.slack.events("agent_session_stopped")
+    # #sales stayed as it was beside the split view: only the welcome.
+    await expect(page.locator("#messages article")).to_have_count(1)
 
 
 async def test_stop_on_a_slow_question_stops_it(page: Page) -> None:
@@ -194,7 +336,7 @@ async def test_text_is_shown_as_text_never_as_html(page: Page) -> None:
 
 
 async def screenshot(path: Path) -> None:
-    """The README's picture: #sales with a question answered, its thread open on the chart."""
+    """The README's picture: #sales, a question's thread open on its streamed answer, rated 👍."""
     async with Demo(port=0, pace=0, warm_up_charts=False) as demo:
         with tempfile.TemporaryDirectory() as profile:
             async with chromium(Path(profile)) as page:
@@ -203,8 +345,11 @@ async def screenshot(path: Path) -> None:
                 await page.get_by_role("button", name="Orders by region").click()
                 await expect(page.locator("#thread-messages")).to_contain_text("West led")
                 await page.get_by_role("button", name="Monthly trend").click()
-                await expect(page.locator("#thread-messages")).to_contain_text("Orders grew")
+                thread = page.locator("#thread-messages")
+                await expect(thread).to_contain_text("Orders grew")
                 await chart_loaded(page)
+                await thread.get_by_role("button", name="This answer helped").click()
+                await expect(thread.locator("article.ephemeral")).to_contain_text("Thanks")
                 await page.mouse.move(0, 0)
                 await page.screenshot(path=str(path))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable
 from importlib import resources
 from typing import Any, Final
 
@@ -14,7 +15,7 @@ from aiohttp.typedefs import Handler
 from trellis_slack.demo.feed import Feed, write_feed
 from trellis_slack.demo.view import PageView
 from trellis_slack.demo.workspace import DemoWorkspace, slack_text
-from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.slack_server import Ack, FakeSlack
 
 __all__ = ["MAX_TEXT", "DemoPage"]
 
@@ -98,6 +99,9 @@ class DemoPage:
         app.router.add_post("/api/delete", self._delete)
         app.router.add_post("/api/click", self._click)
         app.router.add_post("/api/slash", self._slash)
+        app.router.add_post("/api/feedback", self._feedback)
+        app.router.add_post("/api/open", self._open)
+        app.router.add_post("/api/stop_agent", self._stop_agent)
         app.router.add_get("/files/{file_id}/{name}", self._file)
         app.on_shutdown.append(self._close_sockets)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -169,7 +173,8 @@ class DemoPage:
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         file = self.slack.files.get(request.match_info["file_id"])
-        if file is None or file.deleted or file.channel not in {r.id for r in self.workspace.rooms}:
+        shared = file is not None and file.channel in {r.id for r in self.workspace.rooms}
+        if file is None or file.deleted or not (shared or self.view.shows_file(file.id)):
             return _error(404, "this file was deleted or never shared here")
         inline = _INLINE_TYPES.get(file.filetype)
         response = web.Response(body=file.content)
@@ -293,27 +298,48 @@ class DemoPage:
         ts, action_id, value = body.get("ts"), body.get("action_id"), body.get("value")
         if not isinstance(ts, str) or not isinstance(action_id, str):
             return _error(400, "ts and action_id are required")
-        # The blocks the page showed: a click on a button the bot has just removed still
-        # reaches the app, as it does from a Slack client a moment behind.
-        seen = body.get("blocks")
-        seen_blocks = (
-            seen if isinstance(seen, list) and all(isinstance(b, dict) for b in seen) else None
-        )
         self.view.expect_replies(body["channel"])
-        try:
-            await self.slack.click(
-                body["channel"],
-                ts,
-                action_id,
-                user=self.workspace.me,
-                value=value if isinstance(value, str) else None,
-                seen_blocks=seen_blocks,
-            )
-        except KeyError:
-            return _error(409, "that button is gone")
-        except TimeoutError:
-            return _error(504, "the app did not answer the click")
-        return web.json_response({"ok": True})
+        click = self.slack.click(
+            body["channel"],
+            ts,
+            action_id,
+            user=self.workspace.me,
+            value=value if isinstance(value, str) else None,
+            seen_blocks=_seen(body),
+        )
+        return await _acked(click, gone="that button is gone")
+
+    async def _feedback(self, request: web.Request) -> web.StreamResponse:
+        body = await self._args(request)
+        if isinstance(body, web.Response):
+            return body
+        ts, vote = body.get("ts"), body.get("vote")
+        if not isinstance(ts, str) or vote not in ("positive", "negative"):
+            return _error(400, "ts and a positive or negative vote are required")
+        self.view.expect_replies(body["channel"])
+        me, seen = self.workspace.me, _seen(body)
+        vote_on = self.slack.feedback(body["channel"], ts, vote, user=me, seen_blocks=seen)
+        return await _acked(vote_on, gone="those feedback buttons are gone")
+
+    async def _open(self, request: web.Request) -> web.StreamResponse:
+        """The person opens the app's conversation: Slack tells the app (its Messages tab)."""
+        body = await self._args(request)
+        if isinstance(body, web.Response):
+            return body
+        if body["channel"] not in {r.id for r in self.workspace.rooms if r.kind == "im"}:
+            return _error(400, "only the conversation with the app is opened this way")
+        return await _acked(self.slack.open_home(self.workspace.me, "messages"))
+
+    async def _stop_agent(self, request: web.Request) -> web.StreamResponse:
+        """Slack's own Stop in the app's conversation: its live streams stop, the app is told."""
+        body = await self._args(request)
+        if isinstance(body, web.Response):
+            return body
+        thread = self._message(body, "thread_ts")
+        if isinstance(thread, web.Response):
+            return thread
+        me = self.workspace.me
+        return await _acked(self.slack.stop_agent(body["channel"], str(thread["ts"]), user=me))
 
     async def _slash(self, request: web.Request) -> web.StreamResponse:
         body = await self._args(request)
@@ -338,6 +364,24 @@ class DemoPage:
         if reply.get("text") or reply.get("blocks"):
             self.view.command_reply(f"a {ack.envelope_id}", channel, reply)
         return web.json_response({"ok": True})
+
+
+def _seen(body: JsonDict) -> list[JsonDict] | None:
+    """The blocks the page showed: a click on a button the bot has just removed still reaches
+    the app, as it does from a Slack client a moment behind."""
+    seen = body.get("blocks")
+    return seen if isinstance(seen, list) and all(isinstance(b, dict) for b in seen) else None
+
+
+async def _acked(action: Awaitable[Ack], *, gone: str = "that is gone") -> web.Response:
+    """Do what the person did in Slack; 409 when it is gone, 504 when the app does not answer."""
+    try:
+        await action
+    except KeyError:
+        return _error(409, gone)
+    except TimeoutError:
+        return _error(504, "the app did not answer")
+    return web.json_response({"ok": True})
 
 
 def _static_file(name: str) -> web.Response:

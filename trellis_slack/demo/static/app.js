@@ -10,7 +10,11 @@ const state = {
   workspace: null,
   people: new Map(),
   rooms: new Map(),
-  items: new Map(), // key -> {kind, channel, ts, message}
+  items: new Map(), // key -> {kind, channel, ts, message}: messages and ephemerals
+  surface: new Map(), // key -> Slack's AI surface: {kind: "status" | "prompts", channel, …}
+  agent: null, // the split view with the app: {thread: ts of its conversation, or null}
+  votes: new Map(), // message key -> the feedback the person gave ("positive", "negative")
+  stepsOpen: new Set(), // message keys whose finished steps the person unfolded
   seen: new Map(), // key -> Date first seen (the clock shown beside a message)
   room: null, // id of the conversation shown
   thread: null, // {channel, ts} of the open thread
@@ -275,8 +279,82 @@ function element(el) {
     return `<button type="button" class="bk-button ${style}" data-action-id="${esc(el.action_id ?? "")}" data-value="${esc(el.value ?? "")}">${label}</button>`;
   }
   if (el.type === "image") return `<span class="bk-image" title="${esc(el.alt_text ?? "")}">🖼️</span>`;
+  if (el.type === "feedback_buttons") return feedbackButtons(el);
   if (el.type === "mrkdwn" || el.type === "plain_text") return `<span>${textObject(el)}</span>`;
   return `<span class="bk-unknown">[${esc(el.type)}]</span>`;
+}
+
+// An image block showing an uploaded file (slack_file): the demo serves its bytes at demo_url.
+function imageBlock(b) {
+  const title = b.title?.text ?? "";
+  const url = typeof b.demo_url === "string" && b.demo_url.startsWith("/files/") ? b.demo_url : null;
+  if (!url) return `<div class="block image-ref">🖼️ ${esc(title || b.alt_text || "image")}</div>`;
+  return `<figure class="block image">${title ? `<figcaption>${esc(title)}</figcaption>` : ""}` +
+    `<a href="${esc(url)}" target="_blank" rel="noopener"><img src="${esc(url)}" alt="${esc(b.alt_text || title)}"></a></figure>`;
+}
+
+// Drawn, not an emoji: a browser without an emoji font still shows it.
+const THUMB = '<svg viewBox="0 0 24 24" width="15" height="15" aria-hidden="true"><path fill="currentColor" ' +
+  'd="M2 10h4v11H2zM8 21h9.3a2 2 0 0 0 2-1.6l1.6-7.4A2 2 0 0 0 19 9.6h-5.6l.9-4.3a1.6 1.6 0 0 0-.4-1.5L13 3 7.6 8.6A2 2 0 0 0 7 10z"/></svg>';
+
+// Slack draws feedback_buttons as a thumbs up and a thumbs down; the chosen one stays pressed.
+function feedbackButtons(el) {
+  const button = (vote, icon) => {
+    const b = el[`${vote}_button`] || {};
+    const label = b.accessibility_label || b.text?.text || vote;
+    return `<button type="button" class="feedback-button" data-feedback="${vote}" aria-label="${esc(label)}" ` +
+      `title="${esc(b.text?.text ?? "")}">${icon}</button>`;
+  };
+  return `<span class="feedback">${button("positive", THUMB)}${button("negative", THUMB.replace("<path", '<path transform="rotate(180 12 12)"'))}</span>`;
+}
+
+// --------------------------------------------------------------------------- streams
+
+const TASK_ICONS = { pending: "○", complete: "✓", error: "✕" };
+
+function taskCards(tasks) {
+  const cards = tasks.map((t) => {
+    const status = ["pending", "in_progress", "complete", "error"].includes(t.status) ? t.status : "pending";
+    const icon = status === "in_progress" ? '<span class="spinner" aria-hidden="true"></span>' : TASK_ICONS[status];
+    const details = t.details ? `<small>${esc(t.details)}</small>` : "";
+    return `<li class="task task-${status}" data-status="${status}"><span class="task-icon">${icon}</span>` +
+      `<span class="task-title">${esc(t.title)}${details}</span></li>`;
+  });
+  return `<ol class="block tasks" aria-label="Steps">${cards.join("")}</ol>`;
+}
+
+// A message still streaming: its chunks in the order they came, the task cards as one timeline
+// (at the place of the first), the Markdown so far with a caret.
+function streamHtml(message) {
+  const parts = [];
+  let text = null;
+  let timeline = false;
+  for (const chunk of Array.isArray(message.chunks) ? message.chunks : []) {
+    if (chunk.type === "markdown_text") {
+      if (!text) parts.push((text = { text: "" }));
+      text.text += chunk.text ?? "";
+    } else if (chunk.type === "task_update" && !timeline) {
+      timeline = true;
+      parts.push("tasks");
+    } else if (chunk.type === "blocks") {
+      text = null;
+      parts.push((chunk.blocks || []).map(block).join(""));
+    }
+  }
+  const html = parts.map((part) => {
+    if (part === "tasks") return taskCards(message.stream.tasks || []);
+    if (typeof part === "string") return part;
+    return `<div class="block markdown streamed">${markdown(part.text)}</div>`;
+  });
+  return `<div class="stream" data-streaming="true">${html.join("")}<span class="caret" aria-hidden="true"></span></div>`;
+}
+
+// A finished stream keeps its steps, folded, above the answer that replaced it.
+function stepsSummary(tasks) {
+  if (!tasks.length) return "";
+  const failed = tasks.some((t) => t.status === "error");
+  const label = `${failed ? "✕" : "✓"} ${tasks.length} ${tasks.length === 1 ? "step" : "steps"}`;
+  return `<details class="steps"><summary>${label}</summary>${taskCards(tasks)}</details>`;
 }
 
 function tableBlock(block) {
@@ -313,7 +391,9 @@ function block(b) {
     case "divider":
       return `<hr class="block divider">`;
     case "image":
-      return `<div class="block image-ref">🖼️ ${esc(b.title?.text ?? b.alt_text ?? "image")}</div>`;
+      return imageBlock(b);
+    case "context_actions":
+      return `<div class="block context-actions">${(b.elements || []).map(element).join("")}</div>`;
     case "table":
       return tableBlock(b);
     case "rich_text":
@@ -346,10 +426,12 @@ function file(f) {
 
 function body(message, fromApp) {
   let html = "";
+  if (message.stream?.state === "streaming") return streamHtml(message);
+  if (message.stream) html = stepsSummary(message.stream.tasks || []);
   if (fromApp && Array.isArray(message.blocks) && message.blocks.length) {
-    html = message.blocks.map(block).join("");
+    html += message.blocks.map(block).join("");
   } else if (message.text) {
-    html = `<div class="block section">${mrkdwn(message.text)}</div>`;
+    html += `<div class="block section">${mrkdwn(message.text)}</div>`;
   }
   if (Array.isArray(message.files)) html += `<div class="files">${message.files.map(file).join("")}</div>`;
   return html;
@@ -391,6 +473,9 @@ function messageHtml(key, item, where) {
       `<div class="editor-buttons"><button type="button" data-act="cancel-edit">Cancel</button>` +
       `<button type="button" class="primary" data-act="save-edit">Save</button></div></div>`;
   } else content = body(m, fromApp);
+  if (state.stepsOpen.has(key)) content = content.replace('<details class="steps">', '<details class="steps" open>');
+  const vote = state.votes.get(key);
+  if (vote) content = content.replace(`data-feedback="${vote}"`, `data-feedback="${vote}" aria-pressed="true"`);
   const actions = [];
   if (!ephemeral && !tombstone && where === "main") actions.push(`<button type="button" data-act="thread">Reply in thread</button>`);
   if (own && state.editing !== here) actions.push(`<button type="button" data-act="edit">Edit</button>`, `<button type="button" data-act="delete">Delete</button>`);
@@ -525,13 +610,16 @@ function render() {
   renderList($("messages"), entriesOf(main, "main"), false);
   const open = Boolean(state.thread);
   $("thread").hidden = !open;
-  $("app").classList.toggle("with-thread", open);
+  $("app").classList.toggle("with-thread", open || Boolean(state.agent));
   if (open) {
     $("thread-channel").textContent = current.kind === "im" ? current.name : `# ${current.name}`;
     const list = entriesOf(thread, "thread");
     if (!list.length) list.push(["gone", `<p class="empty">This thread is gone: its messages were deleted.</p>`]);
+    const status = statusHtml(state.room, state.thread.ts);
+    if (status) list.push(["status", status]);
     renderList($("thread-messages"), list, false);
   }
+  renderAgent();
   const editor = document.querySelector(".editor-input");
   if (editor && !editor.dataset.ready) {
     editor.dataset.ready = "1";
@@ -540,6 +628,85 @@ function render() {
   }
   markRead();
   renderSidebar();
+}
+
+// Slack's status under a thread ("trellis is looking into it…"), its loading messages rotating.
+function statusHtml(channel, threadTs) {
+  const status = state.surface.get(`s ${channel} ${threadTs}`);
+  if (!status) return "";
+  const messages = (status.loading_messages || []).map(String);
+  const first = messages.length ? `<span class="loading" data-messages="${esc(JSON.stringify(messages))}">${esc(messages[0])}</span>` : "";
+  return `<div class="status-line" role="status"><span class="spinner" aria-hidden="true"></span>` +
+    `<b>${esc(personName(state.workspace.bot))}</b> ${esc(status.status)}${first}</div>`;
+}
+
+function rotateLoadingMessages() {
+  for (const el of document.querySelectorAll(".status-line .loading")) {
+    const messages = JSON.parse(el.dataset.messages || "[]");
+    if (messages.length < 2) continue;
+    const next = (messages.indexOf(el.textContent) + 1) % messages.length;
+    el.textContent = messages[next];
+  }
+}
+
+// --------------------------------------------------------------------------- the agent view
+
+function agentRoom() {
+  return [...state.rooms.values()].find((r) => r.kind === "im");
+}
+
+// Slack's split view with the app: its conversation beside the channel, the suggested prompts
+// the app set for it, and Slack's own Stop while an answer streams.
+function renderAgent() {
+  const open = Boolean(state.agent);
+  $("agent").hidden = !open;
+  $("agent-toggle").setAttribute("aria-pressed", String(open));
+  if (!open) return;
+  const dm = agentRoom();
+  const thread = state.agent.thread;
+  const entries = [];
+  for (const [key, item] of state.items) {
+    const m = item.message;
+    if (item.channel !== dm.id || state.dismissed.has(key) || !thread) continue;
+    if (m.ts === thread || m.thread_ts === thread) entries.push([key, item]);
+  }
+  const list = entriesOf(entries, "agent");
+  if (!thread) {
+    list.push(["hello", `<div class="agent-hello"><div class="avatar avatar-app">T</div>` +
+      `<p><b>${esc(personName(state.workspace.bot))}</b> answers questions about your data, with charts. ` +
+      `${esc(dm.topic || "")}</p></div>`]);
+  } else {
+    const status = statusHtml(dm.id, thread);
+    if (status) list.push(["status", status]);
+  }
+  renderList($("agent-messages"), list, false);
+  const prompts = state.surface.get(`p ${dm.id}`);
+  const chips = !thread && prompts
+    ? (prompts.title ? `<span class="suggestions-label">${esc(prompts.title)}</span>` : "") +
+      prompts.prompts.map((p) => `<button type="button" class="suggestion prompt" data-prompt="${esc(p.message)}" title="${esc(p.message)}">${esc(p.title)}</button>`).join("")
+    : "";
+  if ($("agent-prompts").innerHTML !== chips) $("agent-prompts").innerHTML = chips;
+  $("agent-stop").hidden = !entries.some(([, item]) => item.message.stream?.state === "streaming");
+}
+
+function openAgent() {
+  state.agent = state.agent ?? { thread: null };
+  state.thread = null;
+  render();
+  $("agent-input").focus();
+  api("open", { channel: agentRoom().id });
+}
+
+async function sendToAgent(text) {
+  const trimmed = text.trim();
+  if (!trimmed || !state.agent) return true;
+  const dm = agentRoom();
+  const thread = state.agent.thread;
+  const result = await api("post", { channel: dm.id, text: trimmed, thread_ts: thread });
+  if (!result.ok) return false;
+  if (!thread && state.agent) state.agent.thread = result.ts;
+  render();
+  return true;
 }
 
 function scheduleRender() {
@@ -551,6 +718,7 @@ function scheduleRender() {
 function selectRoom(id) {
   if (!state.rooms.has(id) || id === state.room) return;
   state.room = id;
+  if (state.rooms.get(id).kind === "im") api("open", { channel: id });
   state.thread = null;
   state.editing = null;
   state.confirming = null;
@@ -560,6 +728,7 @@ function selectRoom(id) {
 
 function openThread(channel, ts) {
   state.thread = { channel, ts };
+  state.agent = null;
   render();
   $("thread-messages").scrollTop = $("thread-messages").scrollHeight;
   $("thread-input").focus();
@@ -632,7 +801,9 @@ function hello(message) {
   state.workspace = message.workspace;
   state.people = new Map(message.workspace.people.map((p) => [p.id, p]));
   state.rooms = new Map(message.workspace.rooms.map((r) => [r.id, r]));
-  state.items = new Map(Object.entries(message.items));
+  state.items = new Map();
+  state.surface = new Map();
+  for (const [key, item] of Object.entries(message.items)) put(key, item);
   if (first) {
     $("workspace-name").textContent = message.workspace.name;
     $("me-name").textContent = personName(message.workspace.me);
@@ -642,6 +813,11 @@ function hello(message) {
   if (!state.rooms.has(state.room)) state.room = message.workspace.rooms[0].id;
   document.body.dataset.ready = "true";
   render();
+}
+
+function put(key, item) {
+  if (item.kind === "status" || item.kind === "prompts") state.surface.set(key, item);
+  else state.items.set(key, item);
 }
 
 function connect() {
@@ -654,8 +830,11 @@ function connect() {
       return;
     }
     for (const op of message.ops || []) {
-      if (op.op === "put") state.items.set(op.key, op.item);
-      else if (op.op === "drop") state.items.delete(op.key);
+      if (op.op === "put") put(op.key, op.item);
+      else if (op.op === "drop") {
+        state.items.delete(op.key);
+        state.surface.delete(op.key);
+      }
     }
     scheduleRender();
   };
@@ -674,7 +853,8 @@ function connect() {
 async function onAction(button, article) {
   const key = article?.dataset.key;
   const item = key ? state.items.get(key) : null;
-  const here = `${key}@${article?.closest("#thread") ? "thread" : "main"}`;
+  const pane = article?.closest("#thread") ? "thread" : article?.closest("#agent") ? "agent" : "main";
+  const here = `${key}@${pane}`;
   const act = button.dataset.act;
   if (act === "thread" && item) openThread(item.channel, item.message.thread_ts || item.ts);
   else if (act === "edit" && item) {
@@ -714,6 +894,33 @@ async function onClick(event) {
   else if (target.id === "thread-close") {
     state.thread = null;
     render();
+  } else if (target.id === "agent-toggle") {
+    if (state.agent) {
+      state.agent = null;
+      render();
+    } else openAgent();
+  } else if (target.id === "agent-close") {
+    state.agent = null;
+    render();
+  } else if (target.id === "agent-new" && state.agent) {
+    state.agent.thread = null;
+    render();
+    $("agent-input").focus();
+  } else if (target.id === "agent-stop" && state.agent?.thread) {
+    target.hidden = true;
+    await api("stop_agent", { channel: agentRoom().id, thread_ts: state.agent.thread });
+  } else if (target.dataset.prompt) await sendToAgent(target.dataset.prompt);
+  else if (target.dataset.feedback && article) {
+    const item = state.items.get(article.dataset.key);
+    if (!item) return;
+    state.votes.set(article.dataset.key, target.dataset.feedback);
+    render();
+    await api("feedback", {
+      channel: item.channel,
+      ts: item.ts,
+      vote: target.dataset.feedback,
+      blocks: item.message.blocks ?? null,
+    });
   } else if (target.dataset.question) {
     const question = target.dataset.question;
     await send(room().kind === "im" ? question : `@${personName(state.workspace.bot)} ${question}`, null);
@@ -734,6 +941,13 @@ async function onClick(event) {
 
 function setUp() {
   document.addEventListener("click", (event) => { onClick(event); });
+  // "toggle" does not bubble: listen while it goes down.
+  document.addEventListener("toggle", (event) => {
+    const key = event.target.closest?.("article.message")?.dataset.key;
+    if (!key || !event.target.classList.contains("steps")) return;
+    if (event.target.open) state.stepsOpen.add(key);
+    else state.stepsOpen.delete(key);
+  }, true);
   document.addEventListener("input", (event) => {
     if (event.target.classList.contains("editor-input")) state.draft = event.target.value;
     if (event.target.tagName === "TEXTAREA") autosize(event.target);
@@ -748,7 +962,7 @@ function setUp() {
         event.preventDefault();
         target.closest("article").querySelector("[data-act=save-edit]").click();
       }
-    } else if ((target.id === "composer-input" || target.id === "thread-input") && event.key === "Enter" && !event.shiftKey) {
+    } else if (["composer-input", "thread-input", "agent-input"].includes(target.id) && event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       target.form.requestSubmit();
     }
@@ -761,6 +975,15 @@ function setUp() {
     event.preventDefault();
     if (state.thread) submit($("thread-input"), state.thread.ts);
   });
+  $("agent-composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("agent-input");
+    const text = input.value;
+    input.value = "";
+    autosize(input);
+    if (!(await sendToAgent(text))) input.value = text;
+  });
+  setInterval(rotateLoadingMessages, 2000);
   connect();
 }
 
