@@ -30,7 +30,7 @@ def gone(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def renderer() -> Iterator[Renderer]:
-    pool = Renderer(max_workers=2)
+    pool = Renderer(charts="png", max_workers=2)
     yield pool
     pool.close()
 
@@ -38,7 +38,7 @@ def renderer() -> Iterator[Renderer]:
 @pytest.fixture
 def idle() -> Iterator[Renderer]:
     """A renderer whose workers exit 0.3 s after the last chart (long enough to look at them)."""
-    pool = Renderer(max_workers=2, idle_exit=0.3)
+    pool = Renderer(charts="png", max_workers=2, idle_exit=0.3)
     yield pool
     pool.close()
 
@@ -95,7 +95,7 @@ async def test_same_id_is_rendered_once(renderer: Renderer) -> None:
 
 async def test_no_worker_starts_before_the_first_chart() -> None:
     """A new renderer runs no worker, nor does a table; the first chart starts them."""
-    renderer = Renderer(max_workers=2)
+    renderer = Renderer(charts="png", max_workers=2)
     try:
         assert renderer.worker_pids == ()
         async with asyncio.timeout(30):
@@ -193,7 +193,7 @@ async def test_the_loop_keeps_ticking_while_workers_start_and_exit(idle: Rendere
 
 async def test_close_ends_every_worker() -> None:
     """close() leaves no worker process behind, and later charts get their data as a table."""
-    renderer = Renderer(max_workers=2)
+    renderer = Renderer(charts="png", max_workers=2)
     async with asyncio.timeout(30):
         await renderer.warm_up()
         pids = renderer.worker_pids
@@ -206,7 +206,7 @@ async def test_close_ends_every_worker() -> None:
 
 async def test_a_killed_worker_is_replaced_and_the_chart_still_arrives() -> None:
     """When the worker process dies, a fresh pool draws the chart."""
-    renderer = Renderer(max_workers=1)
+    renderer = Renderer(charts="png", max_workers=1)
     try:
         async with asyncio.timeout(30):
             await renderer.warm_up()
@@ -221,7 +221,7 @@ async def test_a_killed_worker_is_replaced_and_the_chart_still_arrives() -> None
 
 async def test_a_render_that_takes_too_long_gives_the_data_as_a_table() -> None:
     """A chart the workers do not finish in time is shown as its data with a note."""
-    renderer = Renderer(max_workers=1, timeout=0.001)
+    renderer = Renderer(charts="png", max_workers=1, timeout=0.001)
     try:
         async with asyncio.timeout(30):
             result = table(await renderer.render("to00000000", "chart", ORDERS))
@@ -234,7 +234,7 @@ async def test_a_render_that_takes_too_long_gives_the_data_as_a_table() -> None:
 
 async def test_closed_renderer_answers_with_a_note() -> None:
     """After close(), rendering a chart gives its data as a table instead of raising."""
-    renderer = Renderer(max_workers=1)
+    renderer = Renderer(charts="png", max_workers=1)
     renderer.close()
     async with asyncio.timeout(5):
         result = await renderer.render("cl00000000", "chart", ORDERS)

@@ -22,6 +22,7 @@ from tests.viz.samples import (
 )
 from trellis_slack.viz.renderer import (
     ChartImage,
+    NativeChart,
     TableMessage,
     VisualizationNote,
     render_sync,
@@ -32,7 +33,7 @@ from trellis_slack.viz.renderer import (
 
 def test_contract_example_becomes_a_titled_png_with_alt_text() -> None:
     """The contract's bar chart becomes a PNG named after its title, with descriptive alt text."""
-    result = image(render_sync("ab12xy3456", "chart", ORDERS))
+    result = image(render_sync("ab12xy3456", "chart", ORDERS, charts="png"))
     assert result.viz_id == "ab12xy3456"
     assert result.png.startswith(PNG_SIGNATURE)
     assert result.filename == "orders-by-region.png"
@@ -54,7 +55,7 @@ def test_contract_example_becomes_a_titled_png_with_alt_text() -> None:
 def test_every_axis_chart_type_is_drawn(chart_type: str, name: str) -> None:
     """Each axis chart type in the protocol gives a chart image, its alt text naming the type."""
     payload = {**ORDERS, "chart_type": chart_type}
-    result = image(render_sync("ab12xy3456", "chart", payload))
+    result = image(render_sync("ab12xy3456", "chart", payload, charts="png"))
     assert result.png.startswith(PNG_SIGNATURE)
     assert result.alt_text.startswith(f"{name}: Orders by Region.")
     assert result.note is None
@@ -65,7 +66,7 @@ def test_every_axis_chart_type_is_drawn(chart_type: str, name: str) -> None:
 def test_segment_charts_accept_text_and_label(chart_type: str, label_key: str) -> None:
     """Pie and donut slices may be named by "text" (v-current) or "label" (v-seed)."""
     values = [{label_key: "Open", "value": 45}, {label_key: "Closed", "value": 120}]
-    result = image(render_sync("pp00000000", "chart", chart(chart_type, values)))
+    result = image(render_sync("pp00000000", "chart", chart(chart_type, values), charts="png"))
     assert "Open 45, Closed 120" in result.alt_text
     assert result.note is None
 
@@ -73,7 +74,7 @@ def test_segment_charts_accept_text_and_label(chart_type: str, label_key: str) -
 def test_numeric_strings_are_read_as_numbers() -> None:
     """Values sent as formatted strings ("1,234") are charted as numbers."""
     values = [{"label": "A", "value": "1,234"}, {"label": "B", "value": "$2.5K"}]
-    result = image(render_sync("ns00000000", "chart", chart("bar", values)))
+    result = image(render_sync("ns00000000", "chart", chart("bar", values), charts="png"))
     assert "A 1,234, B 2,500" in result.alt_text
 
 
@@ -84,22 +85,26 @@ def test_stacked_bar_pivots_series_keys() -> None:
         {"label": "Q1", "series": "Retail", "value": 5},
         {"label": "Q2", "series": "Online", "value": 20},
     ]
-    result = image(render_sync("sb00000000", "chart", chart("stacked_bar", values)))
+    result = image(render_sync("sb00000000", "chart", chart("stacked_bar", values), charts="png"))
     assert "Online: Q1 10, Q2 20; Retail: Q1 5, Q2 0" in result.alt_text
 
 
 def test_stacked_bar_accepts_one_key_per_series() -> None:
     """Items like {"label": "Q1", "Online": 3, "Retail": 4} give one series per numeric key."""
     values = [{"label": "Q1", "Online": 3, "Retail": 4}, {"label": "Q2", "Online": 5, "Retail": 6}]
-    result = image(render_sync("sw00000000", "chart", chart("stacked_bar", values)))
+    result = image(render_sync("sw00000000", "chart", chart("stacked_bar", values), charts="png"))
     assert "Online: Q1 3, Q2 5; Retail: Q1 4, Q2 6" in result.alt_text
 
 
 def test_unknown_chart_type_is_drawn_as_the_closest_chart_with_a_note() -> None:
     """An unknown chart type is drawn as bars (or its alias) and the note says so."""
-    result = image(render_sync("uk00000000", "chart", {**ORDERS, "chart_type": "radar"}))
+    result = image(
+        render_sync("uk00000000", "chart", {**ORDERS, "chart_type": "radar"}, charts="png")
+    )
     assert result.note == "Unknown chart type “radar”, drawn as a bar chart."
-    result = image(render_sync("uk00000001", "chart", {**ORDERS, "chart_type": "doughnut"}))
+    result = image(
+        render_sync("uk00000001", "chart", {**ORDERS, "chart_type": "doughnut"}, charts="png")
+    )
     assert result.note == "Unknown chart type “doughnut”, drawn as a donut chart."
     assert result.alt_text.startswith("Donut chart")
 
@@ -107,7 +112,7 @@ def test_unknown_chart_type_is_drawn_as_the_closest_chart_with_a_note() -> None:
 def test_pie_with_negative_values_becomes_bars_with_a_note() -> None:
     """A pie that has negative values is drawn as bars and the note explains why."""
     values = [{"text": "In", "value": 5}, {"text": "Out", "value": -2}]
-    result = image(render_sync("pn00000000", "chart", chart("pie", values)))
+    result = image(render_sync("pn00000000", "chart", chart("pie", values), charts="png"))
     assert result.note == "This pie chart has negative values, so it is drawn as bars."
     assert result.alt_text.startswith("Bar chart")
 
@@ -127,7 +132,7 @@ def test_too_many_bars_draws_the_first_ones_and_adds_the_data_table() -> None:
 def test_missing_values_leave_gaps_instead_of_failing() -> None:
     """A null value in a line chart is a gap, not an error."""
     values = [{"label": "Mon", "value": 3}, {"label": "Tue", "value": None}]
-    result = image(render_sync("gp00000000", "chart", chart("line", values)))
+    result = image(render_sync("gp00000000", "chart", chart("line", values), charts="png"))
     assert "Tue no value" in result.alt_text
 
 
@@ -250,7 +255,9 @@ def test_odd_payloads_never_raise(kind: str, payload: Any) -> None:
     """Whatever arrives, rendering returns something to show and never raises."""
     results = render_sync("odd0000000", kind, payload)
     assert results
-    assert all(isinstance(r, ChartImage | TableMessage | VisualizationNote) for r in results)
+    assert all(
+        isinstance(r, NativeChart | ChartImage | TableMessage | VisualizationNote) for r in results
+    )
 
 
 def test_megabyte_payload_is_capped_quickly_and_says_so() -> None:
@@ -265,7 +272,9 @@ def test_megabyte_payload_is_capped_quickly_and_says_so() -> None:
 
 def test_payload_text_cannot_mention_everyone() -> None:
     """Text from the payload shown in Slack mrkdwn is escaped: no @channel, no hidden links."""
-    drawn = image(render_sync("esc0000000", "chart", {**ORDERS, "chart_type": "<!channel>"}))
+    drawn = image(
+        render_sync("esc0000000", "chart", {**ORDERS, "chart_type": "<!channel>"}, charts="png")
+    )
     assert drawn.note == "Unknown chart type “&lt;!channel&gt;”, drawn as a bar chart."
     shown = table(render_sync("esc0000001", "table", {**SALES_TABLE, "title": "<!here> & co"}))
     assert shown.text == "&lt;!here&gt; &amp; co (3 rows)"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import math
+import struct
+import textwrap
+import zlib
 from typing import Protocol, cast
 
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
 
 from trellis_slack.viz.kinds import (
     CATEGORY_GID,
     CATEGORY_TITLE_GID,
+    LEGEND_PT,
     NEGATIVE_COLOR,
     OTHER_COLOR,
     PALETTE,
@@ -27,8 +29,9 @@ from trellis_slack.viz.kinds import (
     fold_slices,
     plain,
     style_axes,
+    vertical_wrap,
 )
-from trellis_slack.viz.labels import exact_number, format_number, wrap
+from trellis_slack.viz.labels import exact_number, format_number, unit_of, wrap
 from trellis_slack.viz.spec import (
     AXIS_TYPES,
     BAR_TYPES,
@@ -50,6 +53,7 @@ __all__ = [
     "CATEGORY_GID",
     "CATEGORY_TITLE_GID",
     "CHART_TYPES",
+    "DISPLAY_WIDTH_PX",
     "DPI",
     "HEIGHT_IN",
     "MAX_BARS",
@@ -57,6 +61,7 @@ __all__ = [
     "MAX_SERIES",
     "MAX_SLICES",
     "MAX_VERTICAL_BARS",
+    "MIN_TEXT_PX",
     "NEGATIVE_COLOR",
     "OTHER_COLOR",
     "PALETTE",
@@ -68,6 +73,7 @@ __all__ = [
     "Series",
     "build_figure",
     "describe",
+    "display_px",
     "exact_number",
     "figure_png",
     "fold_slices",
@@ -75,12 +81,23 @@ __all__ = [
     "render_png",
 ]
 
-#: 1200 by 675 px: sharp in Slack's desktop preview and still legible on a phone.
-WIDTH_IN = 8.0
-HEIGHT_IN = 4.5
-PIE_WIDTH_IN = 7.0
-DPI = 150
-_MAX_HEIGHT_IN = 12.0
+#: Slack shows a chart image about 500 px wide (desktop and phone alike); the figure is drawn
+#: for that width, at twice its pixels for sharp high-density screens: 1000 by 620 px.
+DISPLAY_WIDTH_PX = 500
+WIDTH_IN = 5.0
+HEIGHT_IN = 3.1
+PIE_WIDTH_IN = 5.0
+DPI = 200
+#: The smallest text of a chart, in pixels at Slack's displayed width (Slack's own message text
+#: is about 13 px; its secondary text about 12).
+MIN_TEXT_PX = 12.0
+_MAX_HEIGHT_IN = 9.0
+
+
+def display_px(figure: Figure, points: float) -> float:
+    """How tall text of ``points`` shows, in pixels, once Slack scales ``figure`` to its width."""
+    width_in = float(figure.get_figwidth())
+    return points / 72 * DISPLAY_WIDTH_PX / width_in
 
 
 def render_png(spec: ChartSpec) -> bytes:
@@ -93,19 +110,34 @@ def render_png(spec: ChartSpec) -> bytes:
 
 
 def figure_png(figure: Figure) -> bytes:
-    """Draws a figure once and encodes it as an opaque PNG.
+    """Draws a figure once and encodes it as a PNG with its transparent background.
 
-    Faster than ``savefig`` (which lays the figure out twice and keeps an alpha channel we do not
-    need): about a quarter of the render time.
+    Faster than ``savefig`` (which lays the figure out twice) and than Pillow's encoder (whose
+    per-row filters buy little on a chart that is mostly transparent): rows unfiltered, zlib at
+    level 3, about 8 ms for a 1000 by 1300 px chart.
     """
     agg = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
     canvas = cast(_RasterCanvas, agg)
     canvas.draw()
     width, height = canvas.get_width_height(physical=True)
-    image = Image.fromarray(np.asarray(canvas.buffer_rgba()).reshape(height, width, 4), "RGBA")
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="png", compress_level=3)
-    return buffer.getvalue()
+    pixels = np.asarray(canvas.buffer_rgba()).reshape(height, width * 4)
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels], axis=1)  # filter 0: none
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    return b"".join(
+        (
+            PNG_SIGNATURE,
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(rows.tobytes(), 3)),
+            _chunk(b"IEND", b""),
+        )
+    )
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 class _RasterCanvas(Protocol):
@@ -119,9 +151,10 @@ class _RasterCanvas(Protocol):
 def build_figure(spec: ChartSpec) -> Figure:
     """Draws the chart on a new Agg figure (no pyplot, no global state).
 
-    Many or long-labelled categories turn a ``bar`` chart horizontal; a pie or donut that cannot
-    be a pie (negative or all-zero values) is drawn as bars, though the caller normally catches
-    that first and says so.
+    The title is not drawn: Slack shows it above the image (the upload's and the image block's
+    ``title``), so it appears once. Many or long-labelled categories turn a ``bar`` chart
+    horizontal; a pie or donut that cannot be a pie (negative or all-zero values) is drawn as
+    bars, though the caller normally catches that first and says so.
     """
     kind = spec.chart_type if spec.chart_type in CHART_TYPES else "bar"
     if kind in SEGMENT_TYPES and not _pie_drawable(spec):
@@ -129,20 +162,20 @@ def build_figure(spec: ChartSpec) -> Figure:
     horizontal = kind == "bar_horizontal" or (kind in BAR_TYPES and _prefers_horizontal(spec))
     height = _horizontal_height(spec) if horizontal else HEIGHT_IN
     width = PIE_WIDTH_IN if kind in SEGMENT_TYPES else WIDTH_IN
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained", facecolor="white")
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained", facecolor="none")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     handles: list[Artist] = []
     if kind in SEGMENT_TYPES:
         draw_pie(figure, axes, spec, donut=kind == "donut")
     elif kind in ("line", "area"):
-        style_axes(axes, value_axis="y")
+        style_axes(axes, value_axis="y", unit=unit_of(spec.y_label))
         handles = draw_line(axes, spec, fill=kind == "area")
     else:
-        style_axes(axes, value_axis="x" if horizontal else "y")
+        style_axes(axes, value_axis="x" if horizontal else "y", unit=unit_of(spec.y_label))
         handles = draw_bars(axes, spec, horizontal=horizontal, stacked=kind == "stacked_bar")
     if len(spec.series) > 1 and kind not in SEGMENT_TYPES:
-        names = [wrap(s.name, 24, 2) for s in spec.series]
+        names = [wrap(s.name, 18, 2) for s in spec.series]
         # Above the plot, under the title: the layout keeps room for an axes legend.
         legend = axes.legend(
             handles,
@@ -150,21 +183,12 @@ def build_figure(spec: ChartSpec) -> Figure:
             loc="lower left",
             bbox_to_anchor=(0, 1.02),
             borderaxespad=0,
-            ncols=min(len(names), 4),
+            ncols=min(len(names), 3),
             frameon=False,
-            fontsize=9,
+            fontsize=LEGEND_PT,
             labelcolor=TEXT_COLOR,
         )
         plain(legend)
-    figure.suptitle(
-        wrap(spec.title, int(width * 7), 2),
-        x=0.01,
-        ha="left",
-        fontsize=14,
-        fontweight="bold",
-        color=TEXT_COLOR,
-        parse_math=False,
-    )
     return figure
 
 
@@ -176,13 +200,22 @@ def _pie_drawable(spec: ChartSpec) -> bool:
 
 
 def _prefers_horizontal(spec: ChartSpec) -> bool:
+    """Too many bars, or a name that would not fit two lines under its bar: bars lie down."""
     count = len(spec.categories)
-    longest = max((len(c) for c in spec.categories), default=0)
-    return count > MAX_VERTICAL_BARS or (count > 4 and longest > 14) or longest > 28
+    if count > MAX_VERTICAL_BARS:
+        return True
+    width = vertical_wrap(count)
+    return any(
+        len(textwrap.wrap(c, width, break_long_words=False)) > 2
+        or any(len(word) > width for word in c.split())
+        for c in spec.categories
+    )
 
 
 def _horizontal_height(spec: ChartSpec) -> float:
+    """Room for each bar (a group of bars side by side counts for more; stacked bars do not)."""
     count = len(spec.categories)
-    rows = count * (1 + 0.5 * (len(spec.series) - 1) if spec.series else 1)
-    per_row = 0.3 if count <= TWO_LINE_BARS else 0.2
-    return min(_MAX_HEIGHT_IN, max(HEIGHT_IN, 1.4 + per_row * rows))
+    grouped = spec.chart_type != "stacked_bar" and len(spec.series) > 1
+    rows = count * (1 + 0.5 * (len(spec.series) - 1)) if grouped else count
+    per_row = 0.3 if count <= TWO_LINE_BARS else 0.18
+    return min(_MAX_HEIGHT_IN, max(HEIGHT_IN, 1.0 + per_row * rows))

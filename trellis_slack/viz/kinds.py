@@ -14,27 +14,36 @@ from matplotlib.legend import Legend
 from matplotlib.ticker import Formatter
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
-from trellis_slack.viz.labels import UNITS, format_number, share, wrap
+from trellis_slack.viz.labels import UNITS, Unit, format_number, share, unit_of, wrap
 from trellis_slack.viz.spec import MAX_SLICES, ChartSpec
 
-#: One palette for every chart (Tableau 10 order, colour-blind friendly enough for decks).
+#: One palette for every chart: Okabe and Ito's colour-blind-safe colours (their yellow, too
+#: faint on white, and black, lost on a dark theme, replaced by Paul Tol's olive, purple, teal).
 PALETTE = (
-    "#4E79A7",
-    "#F28E2B",
-    "#59A14F",
-    "#E15759",
-    "#76B7B2",
-    "#EDC948",
-    "#B07AA1",
-    "#FF9DA7",
-    "#9C755F",
-    "#BAB0AC",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#999933",
+    "#AA4499",
+    "#44AA99",
+    "#8C8C8C",
 )
-NEGATIVE_COLOR = "#E15759"
-OTHER_COLOR = "#C9CDD2"
-TEXT_COLOR = "#1F2933"
-MUTED_COLOR = "#52606D"
-GRID_COLOR = "#E4E7EB"
+NEGATIVE_COLOR = "#D55E00"
+OTHER_COLOR = "#9AA0A6"
+#: The background is transparent, so Slack's light or dark theme shows through: text and lines
+#: are a grey that reads about 4:1 against both white and Slack's dark background.
+TEXT_COLOR = "#74808E"
+MUTED_COLOR = "#74808E"
+GRID_COLOR = (0.455, 0.502, 0.557, 0.3)
+#: Font sizes in points; ``charts`` draws a figure whose points come out at least 12 px tall
+#: at Slack's displayed width (``charts.display_px``).
+TICK_PT = 9.0
+VALUE_PT = 9.0
+AXIS_PT = 10.0
+LEGEND_PT = 9.0
 #: ``gid`` of the category names (and their title) drawn beside horizontal bars.
 CATEGORY_GID = "category"
 CATEGORY_TITLE_GID = "category-title"
@@ -45,7 +54,8 @@ TWO_LINE_BARS = 20
 class CompactFormatter(Formatter):
     """Axis ticks with thousands separators, or K/M/B/T shared by every tick of the axis."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: Unit | None = None) -> None:
+        self._unit = unit or Unit()
         self._divisor = 1.0
         self._suffix = ""
         self._decimals = 0
@@ -75,8 +85,8 @@ class CompactFormatter(Formatter):
             return ""
         scaled = x / self._divisor
         if abs(scaled) < 0.5 * 10.0**-self._decimals:
-            return "0"  # not "0K", "0.0M" or "-0"
-        return f"{scaled:,.{self._decimals}f}{self._suffix}"
+            return self._unit.write("0")  # not "0K", "0.0M" or "-0"
+        return self._unit.write(f"{scaled:,.{self._decimals}f}{self._suffix}")
 
 
 def plain(legend: Legend) -> None:
@@ -133,7 +143,7 @@ def draw_bars(axes: Axes, spec: ChartSpec, *, horizontal: bool, stacked: bool) -
         _horizontal_categories(axes, spec, positions)
         axes.set_xlabel(spec.y_label, parse_math=False)
     else:
-        labels = [wrap(c, _vertical_wrap(count), 2) for c in spec.categories]
+        labels = [wrap(c, vertical_wrap(count), 2) for c in spec.categories]
         axes.set_xticks(positions, labels, parse_math=False)
         axes.set_xlabel(spec.x_label, parse_math=False)
         axes.set_ylabel(spec.y_label, parse_math=False)
@@ -171,11 +181,11 @@ def _horizontal_categories(axes: Axes, spec: ChartSpec, positions: np.ndarray) -
         axes.text(
             0,
             float(position),
-            wrap(name, 26 if lines == 2 else 34, lines),
+            wrap(name, 20 if lines == 2 else 24, lines),
             transform=rows,
             ha="right",
             va="center",
-            fontsize=9,
+            fontsize=TICK_PT,
             color=MUTED_COLOR,
             gid=CATEGORY_GID,
             parse_math=False,
@@ -189,7 +199,7 @@ def _horizontal_categories(axes: Axes, spec: ChartSpec, positions: np.ndarray) -
             transform=axes.transAxes + above,
             ha="right",
             va="bottom",
-            fontsize=10,
+            fontsize=AXIS_PT,
             fontweight="bold",
             color=MUTED_COLOR,
             gid=CATEGORY_TITLE_GID,
@@ -206,17 +216,20 @@ def _label_bars(
     stacked: bool,
     totals: np.ndarray,
 ) -> None:
+    unit = unit_of(spec.y_label)
     if len(spec.series) == 1:
         values = spec.series[0].values
         scale = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
-        labels = [format_number(v, scale=scale) for v in values]
-        axes.bar_label(containers[0], labels=labels, padding=3, fontsize=8, color=MUTED_COLOR)
+        labels = [unit.write(format_number(v, scale=scale)) for v in values]
+        axes.bar_label(
+            containers[0], labels=labels, padding=3, fontsize=VALUE_PT, color=MUTED_COLOR
+        )
     elif stacked:
         if all(v >= 0 or not math.isfinite(v) for s in spec.series for v in s.values):
             scale = float(np.max(np.abs(totals))) if len(totals) else 0.0
-            totals_text = [format_number(float(t), scale=scale) for t in totals]
+            totals_text = [unit.write(format_number(float(t), scale=scale)) for t in totals]
             axes.bar_label(
-                containers[-1], labels=totals_text, padding=3, fontsize=8, color=MUTED_COLOR
+                containers[-1], labels=totals_text, padding=3, fontsize=VALUE_PT, color=MUTED_COLOR
             )
     else:
         return
@@ -250,22 +263,23 @@ def draw_line(axes: Axes, spec: ChartSpec, *, fill: bool) -> list[Artist]:
     if len(spec.series) == 1 and count <= 12:
         points = spec.series[0].values
         scale = max((abs(v) for v in points if math.isfinite(v)), default=0.0)
+        unit = unit_of(spec.y_label)
         for xi, value in zip(x, points, strict=False):
             if math.isfinite(value):
                 axes.annotate(
-                    format_number(value, scale=scale),
+                    unit.write(format_number(value, scale=scale)),
                     (xi, value),
                     textcoords="offset points",
                     xytext=(0, -9 if value < 0 else 7),
                     va="top" if value < 0 else "baseline",
                     ha="center",
-                    fontsize=8,
+                    fontsize=VALUE_PT,
                     color=MUTED_COLOR,
                 )
-    ticks = _tick_indices(count, 8)
+    ticks = _tick_indices(count, 6)
     axes.set_xticks(
         [float(i) for i in ticks],
-        [wrap(spec.categories[i], 14, 2) for i in ticks],
+        [wrap(spec.categories[i], vertical_wrap(len(ticks)), 2) for i in ticks],
         parse_math=False,
     )
     if count <= 2:
@@ -289,6 +303,7 @@ def draw_line(axes: Axes, spec: ChartSpec, *, fill: bool) -> list[Artist]:
 
 
 def draw_pie(figure: Figure, axes: Axes, spec: ChartSpec, *, donut: bool) -> None:
+    unit = unit_of(spec.y_label)
     pairs = [
         (c, v)
         for c, v in zip(spec.categories, spec.series[0].values, strict=False)
@@ -306,16 +321,16 @@ def draw_pie(figure: Figure, axes: Axes, spec: ChartSpec, *, donut: bool) -> Non
         counterclock=False,
         autopct=lambda pct: f"{pct:.0f}%" if pct >= 4 else "",
         pctdistance=0.79 if donut else 0.68,
-        wedgeprops={"width": 0.42 if donut else 1.0, "edgecolor": "white", "linewidth": 1.5},
-        textprops={"color": "white", "fontsize": 9, "fontweight": "bold"},
+        wedgeprops={"width": 0.42 if donut else 1.0, "linewidth": 0},
+        textprops={"color": "white", "fontsize": VALUE_PT, "fontweight": "bold"},
     )
     for text, color in zip(autotexts, colors, strict=False):
-        text.set_color(TEXT_COLOR if _is_light(color) else "white")
+        text.set_color("#1F2933" if _is_light(color) else "white")
     if donut:
         axes.text(
             0,
             0,
-            f"{format_number(total)}\nTotal",
+            f"{unit.write(format_number(total))}\nTotal",
             ha="center",
             va="center",
             fontsize=13,
@@ -323,10 +338,19 @@ def draw_pie(figure: Figure, axes: Axes, spec: ChartSpec, *, donut: bool) -> Non
             color=TEXT_COLOR,
         )
     legend = [
-        f"{wrap(label, 28, 1)}  {format_number(value)} ({share(value / total)})"
+        f"{wrap(label, 18, 1)}  {unit.write(format_number(value))} ({share(value / total)})"
         for label, value in zip(labels, values, strict=True)
     ]
-    plain(figure.legend(wedges, legend, loc="outside right center", frameon=False, fontsize=9))
+    plain(
+        figure.legend(
+            wedges,
+            legend,
+            loc="outside right center",
+            frameon=False,
+            fontsize=LEGEND_PT,
+            labelcolor=TEXT_COLOR,
+        )
+    )
     axes.set_aspect("equal")
 
 
@@ -335,24 +359,26 @@ def _is_light(color: str) -> bool:
     return 0.299 * red + 0.587 * green + 0.114 * blue > 0.6
 
 
-def style_axes(axes: Axes, *, value_axis: str) -> None:
+def style_axes(axes: Axes, *, value_axis: str, unit: Unit | None = None) -> None:
     axes.set_axisbelow(True)
     axes.grid(axis="y" if value_axis == "y" else "x", color=GRID_COLOR, linewidth=0.8)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     for side in ("left", "bottom"):
         axes.spines[side].set_color(GRID_COLOR)
-    axes.tick_params(labelsize=9, colors=MUTED_COLOR, length=0)
+    axes.set_facecolor("none")
+    axes.tick_params(labelsize=TICK_PT, colors=MUTED_COLOR, length=0)
     axes.xaxis.label.set_color(MUTED_COLOR)
     axes.yaxis.label.set_color(MUTED_COLOR)
-    axes.xaxis.label.set_fontsize(10)
-    axes.yaxis.label.set_fontsize(10)
+    axes.xaxis.label.set_fontsize(AXIS_PT)
+    axes.yaxis.label.set_fontsize(AXIS_PT)
     value = axes.yaxis if value_axis == "y" else axes.xaxis
-    value.set_major_formatter(CompactFormatter())
+    value.set_major_formatter(CompactFormatter(unit))
 
 
-def _vertical_wrap(count: int) -> int:
-    return max(8, min(16, 90 // max(count, 1)))
+def vertical_wrap(count: int) -> int:
+    """Characters a line under each of ``count`` upright bars (or line ticks) has room for."""
+    return max(4, min(20, 62 // max(count, 1) - 1))
 
 
 def _tick_indices(count: int, most: int) -> list[int]:

@@ -14,10 +14,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from trellis_slack.viz.native import CHARTS_MODES, ChartsMode
 from trellis_slack.viz.render import draw_png, prepare
 from trellis_slack.viz.rendered import (
     CANNOT_SHOW,
     ChartJob,
+    NativeChart,
     Rendered,
     VisualizationNote,
     safe_failed,
@@ -40,6 +42,9 @@ class Renderer:
     The workers start with the first chart (or ``warm_up``) and exit after ``idle_exit`` seconds
     without one; a chart in flight keeps them. Tables are built inline (in a thread when large).
     The same visualization id is rendered once: concurrent and repeated calls share the result.
+    ``charts`` (the ``SLACK_CHARTS`` setting, whose default is ``auto``) chooses Slack's native
+    charts and tables or PNGs (``viz.native.ChartsMode``); ``png`` here keeps ``Renderer()``
+    as it was for callers that cannot post native blocks.
     """
 
     def __init__(
@@ -49,7 +54,11 @@ class Renderer:
         timeout: float = 30.0,
         cache_size: int = 64,
         idle_exit: float = IDLE_EXIT,
+        charts: ChartsMode = "png",
     ) -> None:
+        if charts not in CHARTS_MODES:
+            raise ValueError(f"charts must be one of {', '.join(CHARTS_MODES)}")
+        self.charts: ChartsMode = charts
         self.max_workers = max_workers if max_workers is not None else _default_workers()
         self.timeout = timeout
         self.idle_exit = idle_exit
@@ -79,6 +88,13 @@ class Renderer:
             self._inflight[viz_id] = task
             task.add_done_callback(lambda done: self._finished(viz_id, done))
         return list(await asyncio.shield(task))
+
+    async def draw_instead(self, chart: NativeChart) -> list[Rendered]:
+        """The PNG of a native chart Slack refused (a table or note if drawing fails); never raises."""
+        job = chart.job
+        if job is None:
+            return [VisualizationNote(chart.viz_id, CANNOT_SHOW)]
+        return await self._draw_job(job)
 
     async def warm_up(self) -> None:
         """Starts every worker and loads matplotlib there, so the first chart is not slow.
@@ -132,11 +148,19 @@ class Renderer:
     async def _render(self, viz_id: str, kind: str, payload: Mapping[str, Any]) -> list[Rendered]:
         try:
             if _size_hint(payload) > _INLINE_ITEMS:
-                prepared = await asyncio.to_thread(prepare, viz_id, kind, payload)
+                prepared = await asyncio.to_thread(prepare, viz_id, kind, payload, self.charts)
             else:
-                prepared = prepare(viz_id, kind, payload)
+                prepared = prepare(viz_id, kind, payload, self.charts)
             if not isinstance(prepared, ChartJob):
                 return prepared
+            return await self._draw_job(prepared)
+        except Exception:
+            log.exception("visualization %s could not be rendered", viz_id)
+            return [VisualizationNote(viz_id, CANNOT_SHOW)]
+
+    async def _draw_job(self, prepared: ChartJob) -> list[Rendered]:
+        viz_id = prepared.viz_id
+        try:
             if self._closed:
                 return safe_failed(prepared, "the bot is shutting down")
             try:

@@ -9,22 +9,27 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trellis_slack.viz import tables
+from trellis_slack.viz.native import ChartsMode
 from trellis_slack.viz.rendered import (
     CANNOT_SHOW,
     ChartJob,
     Rendered,
     VisualizationNote,
+    choose,
     safe_failed,
     table_message,
     unshowable,
+    without_native,
 )
 from trellis_slack.viz.spec import (
+    ALIASES,
     BAR_TYPES,
     CHART_TYPES,
     MAX_BARS,
     MAX_POINTS,
     MAX_SERIES,
     SEGMENT_TYPES,
+    TYPE_NAMES,
     ChartSpec,
     Series,
 )
@@ -36,52 +41,21 @@ log = logging.getLogger(__name__)
 _LABEL_KEYS = ("label", "text", "name", "x")
 _VALUE_KEYS = ("value", "y")
 _SERIES_KEYS = ("series", "group", "stack", "category")
-#: Closest supported chart for chart types Trellis may invent; anything else becomes bars.
-_ALIASES = {
-    "column": "bar",
-    "columns": "bar",
-    "vertical_bar": "bar",
-    "histogram": "bar",
-    "grouped_bar": "bar",
-    "horizontal_bar": "bar_horizontal",
-    "barh": "bar_horizontal",
-    "hbar": "bar_horizontal",
-    "stacked": "stacked_bar",
-    "stacked_column": "stacked_bar",
-    "stacked_bars": "stacked_bar",
-    "line_chart": "line",
-    "timeseries": "line",
-    "time_series": "line",
-    "scatter": "line",
-    "spline": "line",
-    "area_chart": "area",
-    "stacked_area": "area",
-    "doughnut": "donut",
-    "ring": "donut",
-    "pie_chart": "pie",
-}
-_TYPE_NAMES = {
-    "bar": "a bar chart",
-    "bar_horizontal": "a horizontal bar chart",
-    "stacked_bar": "a stacked bar chart",
-    "line": "a line chart",
-    "area": "an area chart",
-    "pie": "a pie chart",
-    "donut": "a donut chart",
-}
 _MAX_TITLE = 150
 #: Larger magnitudes overflow matplotlib's transforms; such a chart is shown as a table.
 _MAX_VALUE = 1e15
 
 
-def render_sync(viz_id: str, kind: str, payload: Mapping[str, Any]) -> list[Rendered]:
+def render_sync(
+    viz_id: str, kind: str, payload: Mapping[str, Any], charts: ChartsMode = "auto"
+) -> list[Rendered]:
     """Everything a visualization turns into, drawn in this process; never raises.
 
     Bad data becomes a table of what was sent and/or a short note; the log names the
     visualization id, never the payload.
     """
     try:
-        prepared = prepare(viz_id, kind, payload)
+        prepared = prepare(viz_id, kind, payload, charts)
         if not isinstance(prepared, ChartJob):
             return prepared
         try:
@@ -95,8 +69,21 @@ def render_sync(viz_id: str, kind: str, payload: Mapping[str, Any]) -> list[Rend
         return [VisualizationNote(viz_id, CANNOT_SHOW)]
 
 
-def prepare(viz_id: str, kind: str, payload: Mapping[str, Any]) -> list[Rendered] | ChartJob:
-    """Validates a payload: a chart to draw, or what to show instead (tables need no drawing)."""
+def prepare(
+    viz_id: str, kind: str, payload: Mapping[str, Any], charts: ChartsMode = "auto"
+) -> list[Rendered] | ChartJob:
+    """Validates a payload: a PNG chart to draw, or what to show instead (no drawing needed).
+
+    ``charts`` (``SLACK_CHARTS``) says when a chart is Slack's own ``data_visualization``
+    block instead of a PNG, and ``png`` keeps tables to ``table`` blocks: see ``ChartsMode``.
+    """
+    prepared = _prepare(viz_id, kind, payload)
+    if isinstance(prepared, ChartJob):
+        return choose(prepared, charts)
+    return without_native(prepared) if charts == "png" else prepared
+
+
+def _prepare(viz_id: str, kind: str, payload: Mapping[str, Any]) -> list[Rendered] | ChartJob:
     try:
         if not isinstance(payload, Mapping):
             return unshowable(viz_id, "payload is not an object", CANNOT_SHOW)
@@ -289,13 +276,13 @@ def _resolve_type(raw: object, items: Sequence[object]) -> tuple[str, str | None
     key = re.sub(r"[\s-]+", "_", raw.strip().lower()) if isinstance(raw, str) else ""
     if key in CHART_TYPES:
         return key, None
-    chosen = _ALIASES.get(key)
+    chosen = ALIASES.get(key)
     if chosen is None:
         segments = any(isinstance(i, Mapping) and "text" in i and "label" not in i for i in items)
         chosen = "pie" if segments else "bar"
     if raw is None or raw == "":
-        return chosen, f"The chart type was missing, so it is drawn as {_TYPE_NAMES[chosen]}."
-    return chosen, f"Unknown chart type {_quote(raw)}, drawn as {_TYPE_NAMES[chosen]}."
+        return chosen, f"The chart type was missing, so it is drawn as {TYPE_NAMES[chosen]}."
+    return chosen, f"Unknown chart type {_quote(raw)}, drawn as {TYPE_NAMES[chosen]}."
 
 
 def _items_table(items: Sequence[object], total: int, x_label: str, y_label: str) -> TableData:
@@ -349,7 +336,7 @@ def _table(viz_id: str, payload: Mapping[str, Any]) -> list[Rendered]:
 def _default_title(chart_type: str, x_label: str, y_label: str) -> str:
     if x_label and y_label:
         return f"{y_label} by {x_label}"
-    return _TYPE_NAMES.get(chart_type, "a chart")[2:].lstrip().capitalize()
+    return TYPE_NAMES.get(chart_type, "a chart")[2:].lstrip().capitalize()
 
 
 def _table_title(headers: Sequence[str]) -> str:

@@ -1,13 +1,14 @@
-"""What a visualization becomes in Slack: a chart image, a table message or a short note."""
+"""What a visualization becomes in Slack: a native chart, a chart image, a table message or a note."""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from trellis_slack.viz import tables
+from trellis_slack.viz import native, tables
+from trellis_slack.viz.native import ChartsMode
 from trellis_slack.viz.spec import ChartSpec, describe
 from trellis_slack.viz.tables import TableData
 
@@ -30,6 +31,23 @@ class ChartImage:
 
 
 @dataclass(frozen=True, slots=True)
+class NativeChart:
+    """A chart Slack draws itself: one ``data_visualization`` block to put inside the answer.
+
+    Slack shows at most two such blocks a message. Should Slack refuse the block, the renderer
+    draws ``job`` as the PNG instead (``Renderer.draw_instead``).
+    """
+
+    viz_id: str
+    block: dict[str, Any]
+    title: str
+    alt_text: str
+    #: Plain words for the reader when Slack's form differs from Trellis's (mrkdwn-escaped).
+    note: str | None = None
+    job: ChartJob | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class TableMessage:
     """A table as one Slack message: ONE ``table`` block, plus a context line when cut or noted.
 
@@ -45,6 +63,10 @@ class TableMessage:
     #: Why this is a table (a chart that could not be drawn); already shown in ``blocks``.
     #: ``text`` and ``note`` are mrkdwn-escaped.
     note: str | None = None
+    #: The same message with a sortable ``data_table`` block (the whole table) in place of the
+    #: ``table`` block, when the whole table fits one; sent, it needs no CSV (``csv`` belongs to
+    #: the preview in ``blocks``, the fallback for a workspace that refuses ``data_table``).
+    native_blocks: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +77,7 @@ class VisualizationNote:
     text: str
 
 
-Rendered = ChartImage | TableMessage | VisualizationNote
+Rendered = NativeChart | ChartImage | TableMessage | VisualizationNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +90,8 @@ class ChartJob:
     data: TableData
     #: Also show ``data`` as a table (the chart could only draw part of it).
     with_table: bool = False
+    #: Tables may be native ``data_table`` blocks (not in the ``png`` mode).
+    native_tables: bool = True
 
     def done(self, png: bytes) -> list[Rendered]:
         """The chart image (and the data table when the chart shows only part of it)."""
@@ -81,12 +105,41 @@ class ChartJob:
         )
         if not self.with_table:
             return [image]
-        return [image, table_message(self.viz_id, self.data, f"{self.spec.title} (data)", None)]
+        title = f"{self.spec.title} (data)"
+        return [image, table_message(self.viz_id, self.data, title, None, self.native_tables)]
 
     def failed(self, reason: str) -> list[Rendered]:
         """The chart's data as a table, saying why there is no picture."""
         note = f"This chart could not be drawn ({reason}); here is its data as a table."
-        return [table_message(self.viz_id, self.data, self.spec.title, note)]
+        return [table_message(self.viz_id, self.data, self.spec.title, note, self.native_tables)]
+
+
+def choose(job: ChartJob, mode: ChartsMode) -> list[Rendered] | ChartJob:
+    """A native chart when Slack can show the whole chart in this mode, else the PNG to draw."""
+    if mode == "png":
+        return replace(job, native_tables=False)
+    if job.with_table:
+        return job  # the chart shows part of the data: a PNG with the table beside it
+    chosen = native.chart_block(job.spec, mode)
+    if chosen is None:
+        return job
+    block, form = chosen
+    note = " ".join(filter(None, [job.note, form])) or None
+    return [
+        NativeChart(
+            viz_id=job.viz_id,
+            block=block,
+            title=job.spec.title,
+            alt_text=describe(job.spec),
+            note=mrkdwn(note) if note else None,
+            job=job,
+        )
+    ]
+
+
+def without_native(items: list[Rendered]) -> list[Rendered]:
+    """``items`` with tables as today's ``table`` blocks only (the ``png`` mode)."""
+    return [replace(i, native_blocks=None) if isinstance(i, TableMessage) else i for i in items]
 
 
 def safe_failed(job: ChartJob, reason: str) -> list[Rendered]:
@@ -98,10 +151,16 @@ def safe_failed(job: ChartJob, reason: str) -> list[Rendered]:
         return [VisualizationNote(job.viz_id, "This chart could not be shown.")]
 
 
-def table_message(viz_id: str, table: TableData, title: str, note: str | None) -> TableMessage:
-    """A table as its Slack message: the preview block, and the full CSV when the preview is cut."""
+def table_message(
+    viz_id: str, table: TableData, title: str, note: str | None, native_table: bool = True
+) -> TableMessage:
+    """A table as its Slack message: the preview block, and the full CSV when the preview is cut.
+
+    A table that fits Slack's ``data_table`` whole also gets ``native_blocks``.
+    """
     preview = tables.preview_blocks(table, note=note)
     size = f"{table.total_rows:,} row{'s' if table.total_rows != 1 else ''}"
+    sortable = native.table_block(table, title) if native_table else None
     return TableMessage(
         viz_id=viz_id,
         text=mrkdwn(f"{title} ({size})"),
@@ -110,7 +169,15 @@ def table_message(viz_id: str, table: TableData, title: str, note: str | None) -
         csv_filename=slug(title, "table") + ".csv" if preview.truncated else None,
         title=title,
         note=mrkdwn(note) if note else None,
+        native_blocks=None if sortable is None else (sortable, *_note_blocks(note)),
     )
+
+
+def _note_blocks(note: str | None) -> tuple[dict[str, Any], ...]:
+    """The context line under a native table: only the note (the table is whole)."""
+    if not note:
+        return ()
+    return ({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(note)[:3000]}]},)
 
 
 def unshowable(viz_id: str, reason: str, text: str) -> list[Rendered]:

@@ -23,6 +23,39 @@ MAX_POINTS = 10_000
 #: Vertical bars above this many categories read better as horizontal bars.
 MAX_VERTICAL_BARS = 10
 
+#: Closest supported chart for chart types Trellis may invent; anything else becomes bars.
+ALIASES = {
+    "column": "bar",
+    "columns": "bar",
+    "vertical_bar": "bar",
+    "histogram": "bar",
+    "grouped_bar": "bar",
+    "horizontal_bar": "bar_horizontal",
+    "barh": "bar_horizontal",
+    "hbar": "bar_horizontal",
+    "stacked": "stacked_bar",
+    "stacked_column": "stacked_bar",
+    "stacked_bars": "stacked_bar",
+    "line_chart": "line",
+    "timeseries": "line",
+    "time_series": "line",
+    "scatter": "line",
+    "spline": "line",
+    "area_chart": "area",
+    "stacked_area": "area",
+    "doughnut": "donut",
+    "ring": "donut",
+    "pie_chart": "pie",
+}
+TYPE_NAMES = {
+    "bar": "a bar chart",
+    "bar_horizontal": "a horizontal bar chart",
+    "stacked_bar": "a stacked bar chart",
+    "line": "a line chart",
+    "area": "an area chart",
+    "pie": "a pie chart",
+    "donut": "a donut chart",
+}
 _KIND_NAMES = {
     "bar": "Bar chart",
     "bar_horizontal": "Horizontal bar chart",
