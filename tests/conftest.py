@@ -51,11 +51,13 @@ async def start_bot(
     async def start(**extra: Any) -> Bot:
         extra = {**extra_defaults, **extra}
         update_interval = float(extra.pop("update_interval", 0.05))
+        status_after = float(extra.pop("status_after", 1.5))
         env = bot_env(slack, trellis, tmp_path / "state.db", **extra)
         bot = Bot(
             Settings.from_mapping(env),
             backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
             update_interval=update_interval,
+            status_after=status_after,
             pace=False,
             warm_up_charts=False,
         )

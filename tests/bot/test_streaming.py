@@ -55,14 +55,13 @@ async def test_an_answer_streams_into_one_message_with_its_steps_as_task_cards(
     assert live.recipient_user_id == ALICE  # a channel stream names its reader
     assert list(live.task_statuses().values()) == ["complete", "in_progress"]
     assert any(STOP_ACTION in buttons(m) for m in replies(slack, CHANNEL, ts))
-    assert slack.loading_messages(CHANNEL, ts)  # Slack's status line while it thinks
     gate.set()
     msgs = await answered(slack, CHANNEL, ts, "Orders rose 12% in May.")
     assert len(msgs) == 1
     assert msgs[0]["ts"] == stream_ts  # one message, in its place
     assert [b["type"] for b in msgs[0]["blocks"]] == ["markdown", "context_actions"]
     assert set(slack.stream_of(stream_ts).task_statuses().values()) == {"complete"}
-    assert slack.status(CHANNEL, ts) == ""  # cleared when the answer ended
+    assert not slack.calls_to("assistant.threads.setStatus")  # a quick first step needs none
 
 
 async def test_a_dm_stream_needs_no_recipient(
@@ -88,6 +87,9 @@ async def test_a_refused_stream_falls_back_to_an_edited_message(
     msgs = await answered(slack, CHANNEL, ts, "Fallback answer.")
     assert len(msgs) == 1
     assert slack.streams(CHANNEL, ts) == []
+    again = await slack.post(CHANNEL, ALICE, f"{MENTION} and again")
+    await answered(slack, CHANNEL, again, "Fallback answer.")
+    assert len(slack.calls_to("chat.startStream")) == 1  # the channel's refusal is remembered
 
 
 async def test_a_stream_that_dies_midway_loses_nothing(
@@ -212,3 +214,18 @@ async def test_retry_answers_in_the_failures_place(
     await slack.click(CHANNEL, failed[0]["ts"], RETRY_ACTION, user=ALICE)
     msgs = await answered(slack, CHANNEL, ts, "Second time lucky.")
     assert [m["ts"] for m in msgs] == [failed[0]["ts"]]
+
+
+async def test_slacks_status_line_shows_while_trellis_shows_nothing(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """A slow start gets Slack's status line with loading messages; it goes at the first piece."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [Step.pause(gate), Step.processing("thinking"), *answer("Done.")]
+    await start_bot(SLACK_STREAMING="native", status_after=0.0)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow to start")
+    await slack.wait_for(lambda: slack.loading_messages(CHANNEL, ts) or None)
+    assert slack.status(CHANNEL, ts)
+    gate.set()
+    await answered(slack, CHANNEL, ts, "Done.")
+    await slack.wait_for(lambda: slack.status(CHANNEL, ts) == "" or None)

@@ -21,6 +21,7 @@ from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.routes import Listeners, build_app
 from trellis_slack.bot.turn import Defaults, TurnRunner
+from trellis_slack.bot.views import STATUS_AFTER
 from trellis_slack.errors import ConfigError, SlackRefused, StateError
 from trellis_slack.ops.health import HealthServer
 from trellis_slack.ops.metrics import Metrics
@@ -71,6 +72,7 @@ class Bot:
         *,
         backoff: Backoff | None = None,
         update_interval: float = 1.0,
+        status_after: float = STATUS_AFTER,
         pace: bool = True,
         warm_up_charts: bool = False,
     ) -> None:
@@ -78,6 +80,7 @@ class Bot:
         self._warm_up_charts = warm_up_charts
         self._backoff = backoff or Backoff()
         self._update_interval = update_interval
+        self._status_after = status_after
         self._pace = pace
         self.metrics = Metrics()
         self._stack = contextlib.AsyncExitStack()
@@ -196,6 +199,7 @@ class Bot:
             update_interval=self._update_interval,
             metrics=self.metrics,
             native=self.settings.slack_streaming == "native",
+            status_after=self._status_after,
         )
         return Bridge(
             bot=bot, slack=slack, store=store, runner=runner, access=access, trellis=trellis

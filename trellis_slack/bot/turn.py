@@ -24,7 +24,14 @@ from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster, VisualPoster
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
 from trellis_slack.bot.streaming import Streaming
-from trellis_slack.bot.views import STATUS_REFRESH, WORKING, AnswerView, EditedView, open_view
+from trellis_slack.bot.views import (
+    STATUS_AFTER,
+    STATUS_REFRESH,
+    WORKING,
+    AnswerView,
+    EditedView,
+    open_view,
+)
 from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.ops.metrics import Metrics
@@ -107,6 +114,7 @@ class TurnRunner:
         metrics: Metrics | None = None,
         native: bool = False,
         status_refresh: float = STATUS_REFRESH,
+        status_after: float = STATUS_AFTER,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.slack = slack
@@ -118,6 +126,9 @@ class TurnRunner:
         #: Stream answers with Slack's streaming methods (``SLACK_STREAMING=native``).
         self.native = native
         self.status_refresh = status_refresh
+        self.status_after = status_after
+        #: Channels where Slack refused to start a stream: edited messages there, no retries.
+        self.no_streams: set[str] = set()
         self.active: dict[tuple[str, str], ActiveTurn] = {}
 
     async def finished(self, channel_id: str, question_ts: str) -> None:
@@ -310,9 +321,11 @@ class TurnRunner:
             thread_ts=ask.thread_ts,
             question_ts=ask.question_ts,
             recipient=None if in_dm else (ask.question.user_id, ask.team_id),
-            native=self.native,
+            native=self.native and ask.channel_id not in self.no_streams,
             interval=self.update_interval,
+            refused=self.no_streams,
             status_refresh=self.status_refresh,
+            status_after=self.status_after,
         )
 
     async def channel_defaults(self, team_id: str, channel_id: str) -> Defaults:

@@ -12,9 +12,9 @@ Both views share one surface (`AnswerView`), so the turn does not care which one
 Either way the final answer replaces the whole message with ``chat.update``: what Trellis sent
 last is authoritative, whatever was streamed before it.
 
-Slack's status (``assistant.threads.setStatus``) is set while nothing visible has come from
-Trellis yet, re-sent before Slack's two-minute expiry, and cleared when the answer ends, however
-it ends. Slack also clears it when the app posts; clearing it again costs one call and is safe.
+Slack's status (``assistant.threads.setStatus``, with loading messages) is set when Trellis has
+shown nothing for a moment, re-sent before Slack's two-minute expiry, and cleared at the first
+visible piece or when the answer ends, however it ends (`StatusLine`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,21 @@ LOADING_MESSAGES = (
 )
 #: Slack clears a status after two minutes: it is sent again after this many seconds.
 STATUS_REFRESH = 90.0
+#: The status line is set only when Trellis has shown nothing for this long: a quick first step
+#: needs no status (and costs no calls).
+STATUS_AFTER = 1.5
 WORKING = "Working on it…"
+#: Slack errors that say nothing about whether a channel can stream: try again next time.
+_PASSING = frozenset(
+    {
+        "unavailable",
+        "ratelimited",
+        "internal_error",
+        "fatal_error",
+        "request_timeout",
+        "not_in_channel",
+    }
+)
 
 
 class AnswerView(Protocol):
@@ -111,41 +125,63 @@ class EditedView:
 
 
 class StatusLine:
-    """Slack's "is thinking…" line under a thread, kept alive until it is no longer needed."""
+    """Slack's "is looking into it…" line under a thread, while Trellis shows nothing.
+
+    It is set once ``after`` seconds pass without a visible piece, sent again every ``refresh``
+    seconds (Slack drops it after two minutes), and cleared at the first piece or the outcome,
+    whichever comes first — only if it was set, so a quick answer costs no status calls.
+    """
 
     def __init__(
-        self, slack: SlackIO, channel: str, thread_ts: str, *, refresh: float = STATUS_REFRESH
+        self,
+        slack: SlackIO,
+        channel: str,
+        thread_ts: str,
+        *,
+        refresh: float = STATUS_REFRESH,
+        after: float = STATUS_AFTER,
     ) -> None:
         self.slack = slack
         self.channel = channel
         self.thread_ts = thread_ts
         self.refresh = refresh
+        self.after = after
         self._task: asyncio.Task[None] | None = None
         self._shown = False
 
     async def show(self) -> None:
-        """Set the status now, and again before Slack's expiry until `hide`."""
-        self._shown = await self.slack.set_status(
-            self.channel, self.thread_ts, STATUS, list(LOADING_MESSAGES)
-        )
-        if self._shown and self.refresh > 0:
-            self._task = asyncio.create_task(self._keep())
+        """Start the clock: the status is set if nothing shows within ``after`` seconds."""
+        if self.after <= 0:
+            await self._set()
+            if self._shown and self.refresh > 0:
+                self._task = asyncio.create_task(self._keep(self.refresh))
+        else:
+            self._task = asyncio.create_task(self._keep(self.after))
 
-    async def _keep(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh)
+    async def _set(self) -> None:
+        self._shown = (
             await self.slack.set_status(
                 self.channel, self.thread_ts, STATUS, list(LOADING_MESSAGES)
             )
+            or self._shown
+        )
+
+    async def _keep(self, first: float) -> None:
+        await asyncio.sleep(first)
+        while True:
+            await self._set()
+            if self.refresh <= 0:
+                return
+            await asyncio.sleep(self.refresh)
 
     def stop_refreshing(self) -> None:
-        """The answer shows something of its own now: no more re-sends (it stays until `hide`)."""
+        """Something shows now: the status is no longer set or re-sent (`hide` clears it)."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
     async def hide(self) -> None:
-        """Clear the status (on every outcome)."""
+        """Clear the status if it was set (at the first piece, and on every outcome)."""
         self.stop_refreshing()
         if self._shown:
             self._shown = False
@@ -167,9 +203,16 @@ class StreamedView:
         self.ts = fallback.ts
         self._step: str | None = None
         self._sent = 0
+        self._hiding: asyncio.Task[None] | None = None
+
+    def _first_piece(self) -> None:
+        """Trellis shows something: Slack's status line goes (if it was ever set)."""
+        self.status.stop_refreshing()
+        if self._hiding is None:
+            self._hiding = asyncio.create_task(self.status.hide())
 
     def progress(self, status_line: str | None, streamed: str) -> None:
-        self.status.stop_refreshing()
+        self._first_piece()
         if self.stream.dead:
             self.fallback.progress(status_line, streamed)
             return
@@ -187,7 +230,7 @@ class StreamedView:
             self.stream.task(text)
 
     def visual(self, blocks: list[Block]) -> None:
-        self.status.stop_refreshing()
+        self._first_piece()
         # Kept by the fallback too, so a stream that dies later still shows every chart.
         self.fallback.keep(blocks)
         if self.stream.dead:
@@ -201,6 +244,8 @@ class StreamedView:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
+            if self._hiding is not None:
+                await self._hiding
             await self.status.hide()
 
 
@@ -214,11 +259,15 @@ async def open_view(
     native: bool,
     interval: float,
     status_refresh: float = STATUS_REFRESH,
+    status_after: float = STATUS_AFTER,
+    refused: set[str] | None = None,
 ) -> AnswerView | None:
     """Show that the answer started: a stream (``native``, if Slack takes it) or a message.
 
-    ``recipient`` (user id, team id) is whom a stream outside a DM is for. None when Slack would
-    not let the bot say anything in the thread.
+    ``recipient`` (user id, team id) is whom a stream outside a DM is for. A channel where Slack
+    refuses to stream for good (not a passing failure) is added to ``refused``, so later answers
+    there go straight to an edited message. None when Slack would not let the bot say anything
+    in the thread.
     """
     first = blocks.working(WORKING, question_ts=question_ts)
     if native:
@@ -231,8 +280,12 @@ async def open_view(
             interval=interval,
         )
         ts = await stream.start(blocks=list(first.blocks))
+        if ts is None and refused is not None and stream.refusal not in _PASSING:
+            refused.add(channel)
         if ts is not None:
-            status = StatusLine(slack, channel, thread_ts, refresh=status_refresh)
+            status = StatusLine(
+                slack, channel, thread_ts, refresh=status_refresh, after=status_after
+            )
             await status.show()
             live = LiveMessage(slack, channel, ts, interval=interval)
             return StreamedView(stream, EditedView(live, question_ts), status)

@@ -2,8 +2,10 @@
 
 Choices (Slack's docs leave them open):
 
-* Text is batched: pieces that arrive within ``interval`` of the last append go in one
-  ``chat.appendStream`` (Tier 4), so a fast answer costs one or two calls, never one per token.
+* Text is batched: pieces that arrive within the gap since the last append go in one
+  ``chat.appendStream`` (Tier 4); the gap starts at ``interval`` and doubles after each append up
+  to four times it, so a long answer costs a handful of calls, never one per token. The first
+  piece of text goes at once: the reader sees the answer begin as soon as Trellis writes it.
 * Each step Trellis reports is a task card (``task_update``): the previous one goes ``complete``
   when the next begins, and the last one ``complete`` (or ``error``) when the stream stops.
 * A stream Slack refuses to start (an old workspace, ``channel_type_not_supported``) returns None
@@ -60,6 +62,10 @@ class NativeStream:
         self.ts: str | None = None
         #: Slack stopped taking appends (the stream expired or was refused): use ``chat.update``.
         self.dead = False
+        #: Why Slack would not start the stream (its error code), when it would not.
+        self.refusal: str | None = None
+        self._gap = interval
+        self._text_started = False
         self.stopped = False
         self._text: list[str] = []
         self._pending_blocks: list[Block] = []
@@ -93,6 +99,7 @@ class NativeStream:
             data = await self.slack.api_call("chat.startStream", **args)
         except SlackError as exc:
             log.info("Slack would not start a stream (%s): the answer is edited in place", exc)
+            self.refusal = exc.error if isinstance(exc, SlackRefused) else "unavailable"
             return None
         ts = data.get("ts")
         self.ts = ts if isinstance(ts, str) else None
@@ -113,9 +120,12 @@ class NativeStream:
             self._soon()
 
     def text(self, piece: str) -> None:
-        """Append a piece of the answer's text (sent with the next batch)."""
+        """Append a piece of the answer's text (sent with the next batch; the first at once)."""
         if piece:
             self._text.append(piece)
+            if not self._text_started:
+                self._text_started = True
+                self._last_sent = 0.0  # the first text does not wait for the gap
             self._soon()
 
     async def stop(self, *, failed: bool = False) -> bool:
@@ -188,7 +198,7 @@ class NativeStream:
     async def _flush_later(self) -> None:
         """Send what is pending once the gap allows; again while more keeps coming."""
         while True:
-            wait = self._last_sent + self.interval - time.monotonic()
+            wait = self._last_sent + self._gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             async with self._lock:
@@ -196,6 +206,8 @@ class NativeStream:
                     return
                 chunks = self._take_chunks()
                 if chunks:
+                    if self._last_sent:
+                        self._gap = min(self._gap * 2, self.interval * 4)
                     self._last_sent = time.monotonic()
                     await self._send(
                         "chat.appendStream",
