@@ -76,12 +76,12 @@ async def main() -> None:
 
 async def burst(slack: FakeSlack) -> tuple[int, list[float], float]:
     """One question answered with 20 charts while others keep asking: (asked, acks ms, seconds)."""
-    shown = len([f for f in slack.files.values() if f.channel])
+    shown = len(slack.files)  # shared in the thread (edited path) or shown inside answers (native)
     first_ack = len(slack.acks)
     started = time.monotonic()
     await slack.post(CHANNEL, USER, f"<@{BOT_USER}> burst")
     i = 0
-    while len([f for f in slack.files.values() if f.channel]) < shown + 20:
+    while len(slack.files) < shown + 20:
         await slack.post(CHANNEL, USER, f"<@{BOT_USER}> ping {i}")
         i += 1
         await asyncio.sleep(0.02)
