@@ -117,9 +117,9 @@ def bench_render(repeat: int) -> list[str]:
     for chart_type in charts.CHART_TYPES:
         for points in SIZES:
             body = payload(chart_type, points)
-            job = prepare("bench00000", "chart", body)
+            job = prepare("bench00000", "chart", body, "png")
             assert isinstance(job, ChartJob), job
-            prep = timed(lambda body=body: prepare("bench00000", "chart", body), repeat)  # type: ignore[misc]
+            prep = timed(lambda body=body: prepare("bench00000", "chart", body, "png"), repeat)  # type: ignore[misc]
             charts.render_png(job.spec)  # first draw loads fonts: not counted
             render = timed(lambda job=job: charts.render_png(job.spec), repeat)  # type: ignore[misc]
             size = len(charts.render_png(job.spec)) / 1024
@@ -157,7 +157,7 @@ async def bench_lag() -> list[str]:
     """Event-loop lag while 20 charts of 100 points render: through the pool, and inline."""
     types = charts.CHART_TYPES
     bodies = [payload(types[i % len(types)], 100, seed=i) for i in range(BURST)]
-    cold = Renderer()
+    cold = Renderer(charts="png")
     try:
         started = time.perf_counter()
         first = await cold.render("cold000000", "chart", bodies[0])
@@ -165,7 +165,7 @@ async def bench_lag() -> list[str]:
         cold_ms = (time.perf_counter() - started) * 1000
     finally:
         cold.close()
-    renderer = Renderer()
+    renderer = Renderer(charts="png")
     try:
         started = time.perf_counter()
         await renderer.warm_up()
@@ -181,7 +181,7 @@ async def bench_lag() -> list[str]:
 
     async def inline(i: int) -> None:
         await asyncio.sleep(0)
-        render_sync(f"inl{i:07d}", "chart", bodies[i])
+        render_sync(f"inl{i:07d}", "chart", bodies[i], "png")
 
     inline_lags, inline_time = await loop_lag(inline)
     lines = [
