@@ -276,11 +276,15 @@ async def test_a_question_from_the_page_gets_a_chart_and_an_answer(
     (answer,) = replies
     assert answer["stream"]["state"] == "stopped"
     assert [t["status"] for t in answer["stream"]["tasks"]] == ["complete"] * 4
-    (image,) = [b for b in answer["blocks"] if b["type"] == "image"]
-    file = demo.slack.files[image["slack_file"]["id"]]
+    # A PNG shown through an image block, or (SLACK_CHARTS) a chart Slack draws itself.
+    (chart,) = [b for b in answer["blocks"] if b["type"] in ("image", "data_visualization")]
+    if chart["type"] == "data_visualization":
+        assert chart["chart"]["type"] == "bar"
+        return
+    file = demo.slack.files[chart["slack_file"]["id"]]
     assert file.channel is None  # uploaded, not shared: shown only through the answer
-    assert image["demo_url"] == f"/files/{file.id}/{file.name}"
-    async with http.get(image["demo_url"]) as response:
+    assert chart["demo_url"] == f"/files/{file.id}/{file.name}"
+    async with http.get(chart["demo_url"]) as response:
         assert response.status == 200
         assert response.content_type == "image/png"
         assert await response.read() == file.content
@@ -296,31 +300,59 @@ def feedback_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def test_a_streaming_answer_shows_slacks_status_and_its_task_cards(
+async def test_a_streaming_answer_shows_its_task_cards_as_they_change(
     hold: asyncio.Event, http: aiohttp.ClientSession, feed: PageFeed
 ) -> None:
-    """While the slow answer streams the page has its task cards and Slack's status under the thread."""
+    """While the slow answer streams, the page has its task cards: done ones, and the current one."""
     ts = (await post(http, "/api/post", channel=DM, text="forecast next quarter"))["ts"]
-    key = f"s {DM} {ts}"
 
     def streaming(items: Items) -> dict[str, Any] | None:
         replies = in_thread(items, DM, ts)
         tasks = replies[0].get("stream", {}).get("tasks", []) if replies else []
         held = any(t["status"] == "in_progress" and "checking" in t["title"].lower() for t in tasks)
-        return replies[0] if held and key in items else None
+        return replies[0] if held else None
 
     answer = await feed.until(streaming)
     assert answer["stream"]["state"] == "streaming"
-    assert items_status(feed.items, key)["status"] == "is looking into it…"
-    assert items_status(feed.items, key)["loading_messages"]
+    assert {t["status"] for t in answer["stream"]["tasks"][:-1]} == {"complete"}
     hold.set()
-    await feed.until(lambda items: key not in items and "stopped" in str(in_thread(items, DM, ts)))
+    done = await feed.until(
+        lambda items: [
+            m for m in in_thread(items, DM, ts) if m.get("stream", {}).get("state") == "stopped"
+        ]
+    )
+    assert {t["status"] for t in done[0]["stream"]["tasks"]} == {"complete"}
 
 
-def items_status(items: Items, key: str) -> dict[str, Any]:
-    status = items[key]
-    assert status["kind"] == "status"
-    return status
+async def set_status(demo: Demo, channel: str, thread_ts: str, status: str, **more: Any) -> None:
+    """``assistant.threads.setStatus`` as the bot calls it (the fake's Web API, the bot's token)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            demo.slack.api_url + "assistant.threads.setStatus",
+            json={"channel_id": channel, "thread_ts": thread_ts, "status": status, **more},
+            headers={"Authorization": f"Bearer {demo.slack.bot_token}"},
+        ) as response,
+    ):
+        assert (await response.json())["ok"]
+
+
+async def test_slacks_status_line_shows_while_it_is_set(
+    demo: Demo, http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """The status the bot sets under a thread is on the page, loading messages too, until cleared."""
+    ts = (await post(http, "/api/post", channel=CHANNEL, text="no question here"))["ts"]
+    await set_status(
+        demo, CHANNEL, ts, "is looking into it…", loading_messages=["Reading…", "Asking…"]
+    )
+    status = await feed.until(lambda items: items.get(f"s {CHANNEL} {ts}"))
+    assert (status["kind"], status["ts"]) == ("status", ts)
+    assert (status["status"], status["loading_messages"]) == (
+        "is looking into it…",
+        ["Reading…", "Asking…"],
+    )
+    await set_status(demo, CHANNEL, ts, "")
+    await feed.until(lambda items: f"s {CHANNEL} {ts}" not in items)
 
 
 async def test_opening_the_apps_conversation_gets_its_suggested_prompts(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sys
 import tempfile
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from playwright.async_api import (
@@ -23,7 +25,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from trellis_slack.demo.runner import Demo
+from trellis_slack.demo.runner import DM, Demo
 from trellis_slack.trellis.client import Backoff
 
 # Debian's chromium, driven through Playwright (never a downloaded browser). Without it the tests
@@ -143,10 +145,11 @@ async def say(page: Page, text: str) -> None:
 
 
 async def chart_loaded(page: Page) -> None:
-    """Wait until a chart image in the thread has actually loaded."""
+    """Wait until a chart in the thread shows: a PNG loaded, or Slack's own chart drawn as SVG."""
     await page.wait_for_function(
         """() => [...document.querySelectorAll('#thread-messages figure img')]
-              .some((img) => img.complete && img.naturalWidth > 0)"""
+              .some((img) => img.complete && img.naturalWidth > 0)
+            || document.querySelector('#thread-messages figure.chart svg') !== null"""
     )
 
 
@@ -156,7 +159,7 @@ async def test_a_suggested_question_shows_the_chart_and_the_answer(page: Page) -
     thread = page.locator("#thread-messages")
     await expect(thread).to_contain_text("@trellis How many orders did each region have in 2025?")
     answer = thread.locator("article.from-app")
-    await expect(answer.locator("figure img")).to_be_visible()
+    await expect(answer.locator("figure")).to_be_visible()
     await chart_loaded(page)
     await expect(answer).to_contain_text("West led with 8,164")
     await expect(answer).to_have_count(1)
@@ -167,7 +170,7 @@ async def test_a_suggested_question_shows_the_chart_and_the_answer(page: Page) -
 async def test_a_streamed_answer_shows_its_steps_then_the_answer_in_one_message(
     page: Page, hold: asyncio.Event
 ) -> None:
-    """The slow answer streams as task cards under Slack's status; the final answer replaces it."""
+    """The slow answer streams as task cards, Stop inside; the final answer replaces it, in place."""
     await page.get_by_role("button", name="A slow one: try Stop").click()
     thread = page.locator("#thread-messages")
     stream = thread.locator("article.from-app .stream")
@@ -177,16 +180,48 @@ async def test_a_streamed_answer_shows_its_steps_then_the_answer_in_one_message(
     )
     await expect(stream.locator(".task-in_progress .spinner")).to_have_count(1)
     await expect(stream.get_by_role("button", name="Stop")).to_be_visible()
-    await expect(thread.locator(".status-line")).to_contain_text("trellis is looking into it…")
     hold.set()
     answer = thread.locator("article.from-app")
     await expect(answer).to_contain_text("Next quarter should bring")
     await expect(answer).to_have_count(1)
     await expect(thread.locator(".stream")).to_have_count(0)
-    await expect(thread.locator(".status-line")).to_have_count(0)
     await expect(answer.locator(".steps summary")).to_contain_text("steps")
     await expect(answer.get_by_role("button", name="Stop")).to_have_count(0)
     await expect(answer.get_by_role("button", name="This answer helped")).to_be_visible()
+
+
+async def test_slacks_status_line_shows_under_the_thread_while_it_is_set(
+    page: Page, demo: Demo
+) -> None:
+    """The bot's assistant status shows under its thread with its loading messages, until cleared."""
+    await page.get_by_role("button", name="trellis APP").click()
+    await say(page, "hello")
+    thread = page.locator("#thread-messages")
+    await expect(thread.locator("article.from-app")).to_contain_text("sample dataset")
+    question = next(m["ts"] for m in demo.slack.messages(DM) if m.get("text") == "hello")
+    await set_status(demo, question, "is looking into it…", ["Reading your question…", "Asking…"])
+    line = thread.locator(".status-line")
+    await expect(line).to_contain_text("trellis is looking into it…")
+    # The first loading message shows; the page rotates through all of them every 2 s.
+    await expect(line.locator(".loading")).to_have_text("Reading your question…")
+    rotation = await line.locator(".loading").get_attribute("data-messages")
+    assert json.loads(rotation or "[]") == ["Reading your question…", "Asking…"]
+    await set_status(demo, question, "", [])
+    await expect(line).to_have_count(0)
+
+
+async def set_status(demo: Demo, thread_ts: str, status: str, loading: list[str]) -> None:
+    """``assistant.threads.setStatus`` in the DM as the bot calls it (the bot's token)."""
+    body = {"channel_id": DM, "thread_ts": thread_ts, "status": status, "loading_messages": loading}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            demo.slack.api_url + "assistant.threads.setStatus",
+            json=body,
+            headers={"Authorization": f"Bearer {demo.slack.bot_token}"},
+        ) as response,
+    ):
+        assert (await response.json())["ok"]
 
 
 async def test_a_thumbs_up_reaches_trellis_and_thanks_you_privately(page: Page, demo: Demo) -> None:
@@ -320,7 +355,7 @@ async def test_deleting_a_question_removes_its_answer(page: Page) -> None:
     await question.locator(".confirm").get_by_role("button", name="Delete").click()
     await expect(page.locator("#app")).not_to_contain_text("East had")
     await expect(page.locator("#messages")).not_to_contain_text("orders in the east")
-    await expect(thread.locator("figure img")).to_have_count(0)
+    await expect(thread.locator("figure")).to_have_count(0)
 
 
 async def test_text_is_shown_as_text_never_as_html(page: Page) -> None:
