@@ -272,7 +272,10 @@ def _frame(turn: Turn, event: TrellisEvent) -> tuple[Turn, tuple[Effect, ...]]:
         return turn, (ShowProgress(turn.status_line, turn.streamed),)
     if isinstance(event, Message):
         ended = replace(turn, phase=Phase.ENDED, held=())
-        effects: list[Effect] = [ShowAnswer(event.content, turn.held, event.message_id), Finish(S.ANSWERED)]
+        effects: list[Effect] = [
+            ShowAnswer(event.content, turn.held, event.message_id),
+            Finish(S.ANSWERED),
+        ]
         if turn.stop is not None and turn.stop.by is not None:
             effects.append(Tell(turn.stop.by, ALREADY_COMPLETE))
         return ended, tuple(effects)
