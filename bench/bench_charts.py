@@ -8,46 +8,48 @@
 # 20 charts render concurrently through ``Renderer`` (2 workers), against ``render_sync`` on the
 # loop for comparison.
 #
-# Recorded 2026-12-01 on the development machine (2 cores shared with other engineers' test
-# runs, Python 3.11.7, matplotlib 3.11.2, --repeat 15):
+# Recorded 2026-12-02 on the development machine (2 cores shared with other engineers' test
+# runs, load average about 3, Python 3.11.7, matplotlib 3.11.2, --repeat 15); PNGs of 1000 px
+# wide (Slack's 500 px display width, twice over), transparent, drawn in the ``png`` mode (a chart
+# Slack can draw itself costs no render at all in ``auto``):
 #
 # | chart type | points | prepare p50 ms | render p50 ms | render p99 ms | PNG KB |
 # |---|---:|---:|---:|---:|---:|
-# | bar | 10 | 0.0 | 56 | 75 | 49 |
-# | bar | 100 | 0.3 | 77 | 113 | 77 |
-# | bar | 1,000 | 3.4 | 74 | 100 | 77 |
-# | bar_horizontal | 10 | 0.0 | 54 | 86 | 50 |
-# | bar_horizontal | 100 | 0.3 | 79 | 110 | 78 |
-# | bar_horizontal | 1,000 | 3.3 | 78 | 108 | 78 |
-# | stacked_bar | 10 | 0.1 | 52 | 96 | 44 |
-# | stacked_bar | 100 | 0.4 | 111 | 152 | 108 |
-# | stacked_bar | 1,000 | 4.1 | 110 | 157 | 108 |
-# | line | 10 | 0.0 | 49 | 82 | 76 |
-# | line | 100 | 0.3 | 47 | 48 | 134 |
-# | line | 1,000 | 3.2 | 66 | 70 | 206 |
-# | area | 10 | 0.0 | 53 | 75 | 77 |
-# | area | 100 | 0.3 | 51 | 53 | 141 |
-# | area | 1,000 | 3.4 | 82 | 85 | 205 |
-# | pie | 10 | 0.0 | 49 | 73 | 81 |
-# | pie | 100 | 0.3 | 47 | 47 | 73 |
-# | pie | 1,000 | 3.3 | 46 | 48 | 57 |
-# | donut | 10 | 0.0 | 48 | 70 | 78 |
-# | donut | 100 | 0.3 | 46 | 72 | 71 |
-# | donut | 1,000 | 3.4 | 50 | 53 | 64 |
+# | bar | 10 | 0.0 | 55 | 91 | 62 |
+# | bar | 100 | 0.4 | 72 | 120 | 99 |
+# | bar | 1,000 | 3.5 | 69 | 100 | 99 |
+# | bar_horizontal | 10 | 0.0 | 48 | 86 | 63 |
+# | bar_horizontal | 100 | 0.3 | 70 | 97 | 99 |
+# | bar_horizontal | 1,000 | 3.3 | 76 | 109 | 99 |
+# | stacked_bar | 10 | 0.1 | 47 | 85 | 50 |
+# | stacked_bar | 100 | 0.5 | 89 | 139 | 111 |
+# | stacked_bar | 1,000 | 4.3 | 87 | 144 | 111 |
+# | line | 10 | 0.0 | 43 | 50 | 68 |
+# | line | 100 | 0.3 | 37 | 45 | 135 |
+# | line | 1,000 | 3.2 | 50 | 73 | 162 |
+# | area | 10 | 0.0 | 50 | 90 | 71 |
+# | area | 100 | 0.4 | 40 | 42 | 142 |
+# | area | 1,000 | 3.3 | 64 | 100 | 158 |
+# | pie | 10 | 0.0 | 44 | 75 | 74 |
+# | pie | 100 | 0.4 | 41 | 43 | 67 |
+# | pie | 1,000 | 3.4 | 42 | 46 | 66 |
+# | donut | 10 | 0.0 | 45 | 73 | 75 |
+# | donut | 100 | 0.3 | 44 | 47 | 67 |
+# | donut | 1,000 | 3.4 | 43 | 45 | 69 |
 #
-# Pool: 2 worker processes, warm-up 417 ms; the first chart of a pool whose workers are not
-# running (they start with it): 395 ms.
+# Pool: 2 worker processes, warm-up 347 ms; the first chart of a pool whose workers are not running (they start with it): 376 ms.
 #
 # | 20 charts of 100 points | loop lag p50 ms | loop lag p99 ms | loop lag max ms | burst s |
 # |---|---:|---:|---:|---:|
-# | Renderer (process pool) | 0.1 | 3.9 | 3.9 | 0.73 |
-# | render_sync on the loop (for comparison) | 0.1 | 1374.7 | 1374.7 | 1.38 |
+# | Renderer (process pool) | 0.2 | 5.1 | 5.1 | 0.68 |
+# | render_sync on the loop (for comparison) | 0.1 | 1180.5 | 1180.5 | 1.19 |
 #
-# Target p50 < 80 ms for <= 100 points: met by every type at 10 points, by line, area, pie and
-# donut at 100 (46-51 ms) and by bar and bar_horizontal at 100 (77-79 ms, just); missed by
-# stacked_bar at 100 points (111 ms: 30 bars of three series with their labels). Event-loop lag
-# during the burst stays under 10 ms. A pool whose workers are not running (before the first
-# chart, or after their idle exit) starts them with the chart: about 0.4 s more for that chart.
+# Target p50 < 80 ms for <= 100 points: met by bar (72 ms) and bar_horizontal (70 ms) at 100
+# points, which missed it before (about 80-95 ms under the same load, interleaved runs of the
+# old and new code), by line, area, pie and donut (37-44 ms) and by every type at 10 points;
+# still missed by stacked_bar at 100 points (89 ms, was 111-121): 30 bars of three series are
+# 90 patches that matplotlib adds one by one. The PNG encoder (rows unfiltered, zlib level 3)
+# takes about 8 ms of a 1000 by 1300 px chart where Pillow took about 20.
 
 from __future__ import annotations
 
