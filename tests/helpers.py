@@ -33,6 +33,9 @@ def bot_env(slack: FakeSlack, trellis: FakeTrellis, db: Path, **extra: str) -> d
         "TRELLIS_TURN_TIMEOUT": "10",
         # The product's default; tests marked `edited_messages` run the edited-message path.
         "SLACK_STREAMING": "native",
+        # Charts as images: the tests of chart plumbing (uploads, removal, order) look at files;
+        # tests/bot/test_native_charts.py runs the default, auto.
+        "SLACK_CHARTS": "png",
     }
     env.update(extra)
     return env

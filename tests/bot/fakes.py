@@ -22,7 +22,7 @@ from trellis_slack.store.records import QuestionRecord
 from trellis_slack.store.sqlite import SqliteStore
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import Interrupted, TrellisEvent
-from trellis_slack.viz.renderer import ChartImage, Rendered, VisualizationNote
+from trellis_slack.viz.renderer import ChartImage, NativeChart, Rendered, VisualizationNote
 
 #: The bytes of every fake chart: a PNG signature and nothing drawn (the fake Slack reads none of it).
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(16)
@@ -161,6 +161,9 @@ class FakeRenderer:
         if kind == "chart":
             return [ChartImage(viz_id, PNG, f"{viz_id}.png", text, alt_text=text)]
         return [VisualizationNote(viz_id, text)]
+
+    async def draw_instead(self, chart: NativeChart) -> list[Rendered]:
+        return [ChartImage(chart.viz_id, PNG, f"{chart.viz_id}.png", chart.title, chart.alt_text)]
 
 
 # --- the real pieces, set up small ------------------------------------------------------------

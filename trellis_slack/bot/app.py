@@ -183,7 +183,7 @@ class Bot:
         access: Access,
     ) -> Bridge:
         """The chart workers, the turn runner and the bridge (entered into the exit stack)."""
-        renderer = self.renderer = Renderer()
+        renderer = self.renderer = Renderer(charts=self.settings.slack_charts)
         # close() waits briefly for a chart being drawn: keep that off the event loop.
         self._stack.push_async_callback(asyncio.to_thread, renderer.close)
         if self._warm_up_charts:

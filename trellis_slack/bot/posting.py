@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from trellis_slack.bot.seams import VisualizationRenderer
@@ -18,7 +19,13 @@ from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
 from trellis_slack.store.records import BotPost, PostKind
 from trellis_slack.trellis.protocol import Visualization
-from trellis_slack.viz.renderer import ChartImage, Rendered, TableMessage, VisualizationNote
+from trellis_slack.viz.renderer import (
+    ChartImage,
+    NativeChart,
+    Rendered,
+    TableMessage,
+    VisualizationNote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +92,14 @@ class ThreadPoster:
             await self.forget(live.ts)
         else:
             first, pieces = pieces[0], pieces[1:]
-            if await live.finish(first) or await self.slack.update(
-                self.channel_id, live.ts, without_markdown(first)
-            ):
+            shown = await live.finish(first)
+            if not shown and visuals.inline and visuals.has_native:
+                # Slack refused its own chart or table blocks: the answer in today's forms.
+                log.warning("Slack refused the answer's native charts or tables; sending images")
+                await visuals.without_native()
+                first, *pieces = compose(visuals.blocks, text)
+                shown = await self.slack.update(self.channel_id, live.ts, first)
+            if shown or await self.slack.update(self.channel_id, live.ts, without_markdown(first)):
                 await self.record(PostKind.ANSWER, ts=live.ts)  # updated in place
             else:
                 # The working message cannot become the answer: remove it (its Stop button would
@@ -129,6 +141,8 @@ class VisualPoster:
         self.blocks: list[Block] = []
         #: Inline: full tables (CSV) to share in the thread once the answer is shown.
         self._files: list[tuple[bytes, str, str]] = []
+        #: Inline: what was kept, to rebuild without native blocks if Slack refuses them.
+        self._items: list[Rendered] = []
         self._seen: set[str] = set()
         self._previous: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,6 +174,19 @@ class VisualPoster:
             await self._keep(item)
             return
         poster, slack = self.poster, self.poster.slack
+        if isinstance(item, NativeChart):
+            body = blocks.Rendered(item.title, (item.block, *_note_blocks(item.note)))
+            if await poster.post(body, PostKind.TABLE):
+                self.posted = True
+            else:  # Slack would not draw it: the PNG instead
+                for alt in await self.renderer.draw_instead(item):
+                    await self._post(alt)
+            return
+        if isinstance(item, TableMessage) and item.native_blocks is not None:
+            if await poster.post(blocks.Rendered(item.text, item.native_blocks), PostKind.TABLE):
+                self.posted = True
+                return
+            item = replace(item, native_blocks=None)  # today's table block (and CSV) instead
         if isinstance(item, ChartImage):
             file_id = await slack.upload(
                 poster.channel_id,
@@ -191,11 +218,17 @@ class VisualPoster:
         ):
             self.posted = True
 
-    async def _keep(self, item: Rendered) -> None:
+    async def _keep(self, item: Rendered, *, show: bool = True) -> list[Block]:
         """Inline: upload a chart without sharing it, and keep its blocks for the answer."""
         poster, slack = self.poster, self.poster.slack
         kept: list[Block] = []
-        if isinstance(item, ChartImage):
+        if show:
+            self._items.append(item)
+        if isinstance(item, NativeChart):
+            kept = [item.block, *_note_blocks(item.note)]
+        elif isinstance(item, TableMessage) and item.native_blocks is not None:
+            kept = list(item.native_blocks)
+        elif isinstance(item, ChartImage):
             file_id = await slack.upload(
                 None,
                 None,
@@ -217,9 +250,35 @@ class VisualPoster:
                 self._files.append((item.csv, item.csv_filename, f"{item.title} (full table)"))
         elif isinstance(item, VisualizationNote):
             kept = list(blocks.note(item.text).blocks)
-        self.blocks.extend(kept)
-        if kept and self.on_blocks is not None:
-            self.on_blocks(kept)
+        if show:
+            self.blocks.extend(kept)
+            if kept and self.on_blocks is not None:
+                self.on_blocks(kept)
+        return kept
+
+    @property
+    def has_native(self) -> bool:
+        """Whether the answer holds blocks Slack draws itself (a workspace may refuse them)."""
+        return any(
+            isinstance(i, NativeChart) or (isinstance(i, TableMessage) and i.native_blocks)
+            for i in self._items
+        )
+
+    async def without_native(self) -> None:
+        """Inline: today's forms instead of Slack's native blocks (PNG charts, ``table`` blocks
+        and CSVs), for a workspace that refused the answer with them."""
+        items, self._items, self.blocks = self._items, [], []
+        for item in items:
+            alternatives: list[Rendered]
+            if isinstance(item, NativeChart):
+                alternatives = await self.renderer.draw_instead(item)
+            elif isinstance(item, TableMessage):
+                alternatives = [replace(item, native_blocks=None)]
+            else:
+                alternatives = [item]
+            for alt in alternatives:
+                self._items.append(alt)
+                self.blocks.extend(await self._keep(alt, show=False))
 
     async def share_files(self) -> None:
         """Inline: share the full tables (CSV) in the thread, right after the answer."""
@@ -254,3 +313,8 @@ def without_markdown(piece: blocks.Rendered) -> blocks.Rendered:
     )
     others = tuple(block for block in piece.blocks if block.get("type") != "markdown")
     return blocks.Rendered(piece.text, (*mrkdwn_section(escape_mrkdwn(markdown)), *others))
+
+
+def _note_blocks(note: str | None) -> tuple[Block, ...]:
+    """A visualization's note for the reader, as blocks (none without a note)."""
+    return blocks.note(note).blocks if note else ()

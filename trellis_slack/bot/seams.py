@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import TrellisEvent
-from trellis_slack.viz.renderer import Rendered
+from trellis_slack.viz.renderer import NativeChart, Rendered
 
 
 class TurnHandle(Protocol):
@@ -56,3 +56,6 @@ class VisualizationRenderer(Protocol):
     async def render(
         self, viz_id: str, kind: str, payload: Mapping[str, Any]
     ) -> list[Rendered]: ...
+
+    async def draw_instead(self, chart: NativeChart) -> list[Rendered]:
+        """The PNG (or a table or note) of a native chart Slack refused."""

@@ -1,0 +1,43 @@
+"""End to end: SLACK_CHARTS=auto (the default) — Slack's own charts and tables where they fit."""
+
+from __future__ import annotations
+
+from tests.helpers import ALICE, BOT_USER, CHANNEL, BotFactory, answered
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.trellis_server import FakeTrellis, Step, answer
+
+MENTION = f"<@{BOT_USER}>"
+
+
+def kinds(message: dict[str, object]) -> list[object]:
+    return [b["type"] for b in message.get("blocks") or []]  # type: ignore[attr-defined]
+
+
+async def test_a_bar_chart_that_fits_is_drawn_by_slack_inside_the_answer(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """A small bar chart becomes a data_visualization block in the answer: no file at all."""
+    trellis.responder = lambda q: [
+        Step.chart("bar", [("north", 3), ("south", 5)], title="Orders by region"),
+        *answer("South leads."),
+    ]
+    await start_bot(SLACK_CHARTS="auto")
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders by region")
+    [message] = await answered(slack, CHANNEL, ts, "South leads.")
+    assert kinds(message) == ["data_visualization", "markdown", "context_actions"]
+    assert slack.files == {}
+
+
+async def test_a_chart_slack_cannot_draw_is_a_png(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """A horizontal bar chart has no native form: it is drawn as an image inside the answer."""
+    trellis.responder = lambda q: [
+        Step.chart("horizontal_bar", [("north", 3), ("south", 5)], title="Orders by region"),
+        *answer("South leads."),
+    ]
+    await start_bot(SLACK_CHARTS="auto")
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders by region")
+    [message] = await answered(slack, CHANNEL, ts, "South leads.")
+    assert kinds(message)[0] == "image"
+    assert len(slack.files) == 1
