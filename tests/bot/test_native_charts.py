@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.helpers import ALICE, BOT_USER, CHANNEL, BotFactory, answered
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis, Step, answer
@@ -40,4 +42,25 @@ async def test_a_chart_slack_cannot_draw_is_a_png(
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders by region")
     [message] = await answered(slack, CHANNEL, ts, "South leads.")
     assert kinds(message)[0] == "image"
+    assert len(slack.files) == 1
+
+
+async def test_an_answer_slack_refuses_with_its_native_chart_comes_with_the_image_instead(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """If Slack refuses the answer with its own chart block, the chart comes as a PNG instead."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [
+        Step.chart("bar", [("north", 3), ("south", 5)], title="Orders by region"),
+        Step.pause(gate),
+        *answer("South leads."),
+    ]
+    await start_bot(SLACK_CHARTS="auto")
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders by region")
+    await trellis.wait_for_action("send_message")
+    slack.fail("chat.update", "invalid_blocks", times=1)
+    gate.set()
+    [message] = await answered(slack, CHANNEL, ts, "South leads.")
+    assert kinds(message)[0] == "image"
+    assert "data_visualization" not in kinds(message)
     assert len(slack.files) == 1
