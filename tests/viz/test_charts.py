@@ -7,16 +7,19 @@ import struct
 import sys
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import same_color, to_hex
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.patches import Rectangle, Wedge
+from matplotlib.path import Path
 from matplotlib.text import Text
 
 from trellis_slack.viz import charts
-from trellis_slack.viz.charts import ChartSpec, CompactFormatter, Series
+from trellis_slack.viz.charts import PALETTE, ChartSpec, CompactFormatter, Series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -47,6 +50,19 @@ def drawn(chart: ChartSpec) -> tuple[Figure, Axes]:
 
 def bars(axes: Axes) -> list[Rectangle]:
     return [p for c in axes.containers for p in c if isinstance(p, Rectangle)]
+
+
+def stacks(axes: Axes) -> list[list[tuple[float, float, float, float]]]:
+    """Each series' segments of a stacked bar chart as (left, right, bottom, top) in data units.
+
+    A stacked chart draws each series as one shape of rectangles, not a bar patch per segment,
+    so the segments are read from the shape's paths: the same rectangles the reader sees.
+    """
+    shapes = [c for c in axes.collections if c.get_gid() == charts.STACK_GID]
+    return [
+        [(box.x0, box.x1, box.y0, box.y1) for box in map(Path.get_extents, shape.get_paths())]
+        for shape in shapes
+    ]
 
 
 def tick_texts(labels: Sequence[Text]) -> list[str]:
@@ -133,7 +149,11 @@ def test_horizontal_bar_chart_points_right() -> None:
 
 
 def test_stacked_bars_stack_every_series_and_label_totals() -> None:
-    """A stacked bar chart stacks each series on the previous one and labels the totals."""
+    """A stacked bar chart stacks each series on the previous one and labels the totals.
+
+    Each series is one shape of rectangles rather than a patch per segment (the PNG is the
+    same, pixel for pixel), so the segments are counted and measured on those shapes.
+    """
     chart = ChartSpec(
         "stacked_bar",
         "Orders by quarter",
@@ -143,15 +163,52 @@ def test_stacked_bars_stack_every_series_and_label_totals() -> None:
         "Orders",
     )
     _figure, axes = drawn(chart)
-    _online, retail = axes.containers
-    assert [b.get_y() for b in retail] == [10.0, 20.0]
-    assert [b.get_height() for b in retail] == [5.0, 7.0]
+    online, retail = stacks(axes)
+    assert [(bottom, top) for _, _, bottom, top in online] == [(0.0, 10.0), (0.0, 20.0)]
+    assert [(bottom, top) for _, _, bottom, top in retail] == [(10.0, 15.0), (20.0, 27.0)]
+    assert [(left + right) / 2 for left, right, _, _ in retail] == [0.0, 1.0]
+    assert all(right - left == pytest.approx(0.6) for left, right, _, _ in retail)
     assert [t.get_text() for t in axes.texts] == ["15", "27"]
     assert [t.get_text() for t in legend_of(axes).get_texts()] == ["Online", "Retail"]
 
 
+def test_stacked_totals_sit_on_top_of_their_stacks() -> None:
+    """A stack's total is written just past its end: above upright stacks, right of lying ones."""
+    series = (Series("Online", (10.0, 20.0)), Series("Retail", (5.0, 7.0)))
+    _, axes = drawn(ChartSpec("stacked_bar", "t", ("Q1", "Q2"), series))
+    assert [t.xy for t in axes.texts] == [(0, 15.0), (1, 27.0)]  # type: ignore[attr-defined]
+    assert {(t.get_horizontalalignment(), t.get_verticalalignment()) for t in axes.texts} == {
+        ("center", "bottom")
+    }
+    names = tuple(f"Store {i}" for i in range(12))
+    lying = (Series("A", tuple(1.0 for _ in names)), Series("B", tuple(2.0 for _ in names)))
+    _, axes = drawn(ChartSpec("stacked_bar", "t", names, lying))
+    totals = [t for t in axes.texts if t.get_gid() != charts.CATEGORY_GID]
+    assert [t.xy for t in totals] == [(3.0, i) for i in range(12)]  # type: ignore[attr-defined]
+    assert {(t.get_horizontalalignment(), t.get_verticalalignment()) for t in totals} == {
+        ("left", "center")
+    }
+
+
+def test_stacked_series_keep_their_colour_in_the_legend() -> None:
+    """Each series' segments share one palette colour, and its legend swatch shows that colour."""
+    series = (Series("In", (1.0, 2.0)), Series("Out", (3.0, 4.0)), Series("Fees", (1.0, 1.0)))
+    _, axes = drawn(ChartSpec("stacked_bar", "t", ("Q1", "Q2"), series))
+    shapes = [c for c in axes.collections if c.get_gid() == charts.STACK_GID]
+    colours = [c.lower() for c in PALETTE[:3]]
+    assert [[to_hex(c) for c in np.asarray(shape.get_facecolor())] for shape in shapes] == [
+        [c] for c in colours
+    ]
+    swatches = legend_of(axes).get_patches()
+    assert len(swatches) == 3
+    assert all(same_color(p.get_facecolor(), c) for p, c in zip(swatches, colours, strict=True))
+
+
 def test_stacked_bars_put_negative_parts_below_zero() -> None:
-    """Negative parts of a stacked bar hang below the axis instead of eating into the positives."""
+    """Negative parts of a stacked bar hang below the axis instead of eating into the positives.
+
+    Measured on each series' shape of rectangles (see the test above).
+    """
     chart = ChartSpec(
         "stacked_bar",
         "Net",
@@ -159,10 +216,9 @@ def test_stacked_bars_put_negative_parts_below_zero() -> None:
         (Series("In", (10.0,)), Series("Out", (-4.0,)), Series("Fees", (-1.0,))),
     )
     _, axes = drawn(chart)
-    _, out, fees = axes.containers
-    assert out[0].get_y() == 0.0
-    assert fees[0].get_y() == -4.0
-    assert fees[0].get_height() == -1.0
+    spans = [[(bottom, top) for _, _, bottom, top in shape] for shape in stacks(axes)]
+    assert spans == [[(0.0, 10.0)], [(-4.0, 0.0)], [(-5.0, -4.0)]]
+    assert not axes.texts  # no total is written where parts cancel out
 
 
 def test_negative_values_get_a_zero_line_and_their_own_colour() -> None:

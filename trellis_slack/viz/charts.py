@@ -10,28 +10,33 @@ from typing import Protocol, cast
 
 import numpy as np
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import Formatter
 
 from trellis_slack.viz.kinds import (
+    AXIS_PT,
     CATEGORY_GID,
     CATEGORY_TITLE_GID,
+    GRID_COLOR,
     LEGEND_PT,
+    MUTED_COLOR,
     NEGATIVE_COLOR,
     OTHER_COLOR,
     PALETTE,
+    STACK_GID,
     TEXT_COLOR,
+    TICK_PT,
     TWO_LINE_BARS,
-    CompactFormatter,
     draw_bars,
     draw_line,
     draw_pie,
     fold_slices,
     plain,
-    style_axes,
     vertical_wrap,
 )
-from trellis_slack.viz.labels import exact_number, format_number, unit_of, wrap
+from trellis_slack.viz.labels import UNITS, Unit, exact_number, format_number, unit_of, wrap
 from trellis_slack.viz.spec import (
     AXIS_TYPES,
     BAR_TYPES,
@@ -67,6 +72,7 @@ __all__ = [
     "PALETTE",
     "PIE_WIDTH_IN",
     "SEGMENT_TYPES",
+    "STACK_GID",
     "WIDTH_IN",
     "ChartSpec",
     "CompactFormatter",
@@ -146,6 +152,61 @@ class _RasterCanvas(Protocol):
     def draw(self) -> None: ...
     def buffer_rgba(self) -> memoryview: ...
     def get_width_height(self, *, physical: bool = False) -> tuple[int, int]: ...
+
+
+class CompactFormatter(Formatter):
+    """Axis ticks with thousands separators, or K/M/B/T shared by every tick of the axis."""
+
+    def __init__(self, unit: Unit | None = None) -> None:
+        self._unit = unit or Unit()
+        self._divisor = 1.0
+        self._suffix = ""
+        self._decimals = 0
+
+    def set_locs(self, locs: list[float]) -> None:
+        """Picks one unit and the fewest decimals that tell these ticks apart."""
+        super().set_locs(locs)
+        finite = [v for v in locs if math.isfinite(v)]
+        top = max((abs(v) for v in finite), default=0.0)
+        self._divisor, self._suffix = next(
+            ((divisor, suffix) for threshold, divisor, suffix in UNITS if top >= threshold),
+            (1.0, ""),
+        )
+        scaled = [v / self._divisor for v in finite]
+        self._decimals = next(
+            (
+                d
+                for d in range(5)
+                if all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in scaled)
+            ),
+            4,
+        )
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        """The tick label for ``x``."""
+        if not math.isfinite(x):
+            return ""
+        scaled = x / self._divisor
+        if abs(scaled) < 0.5 * 10.0**-self._decimals:
+            return self._unit.write("0")  # not "0K", "0.0M" or "-0"
+        return self._unit.write(f"{scaled:,.{self._decimals}f}{self._suffix}")
+
+
+def style_axes(axes: Axes, *, value_axis: str, unit: Unit | None = None) -> None:
+    axes.set_axisbelow(True)
+    axes.grid(axis="y" if value_axis == "y" else "x", color=GRID_COLOR, linewidth=0.8)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        axes.spines[side].set_color(GRID_COLOR)
+    axes.set_facecolor("none")
+    axes.tick_params(labelsize=TICK_PT, colors=MUTED_COLOR, length=0)
+    axes.xaxis.label.set_color(MUTED_COLOR)
+    axes.yaxis.label.set_color(MUTED_COLOR)
+    axes.xaxis.label.set_fontsize(AXIS_PT)
+    axes.yaxis.label.set_fontsize(AXIS_PT)
+    value = axes.yaxis if value_axis == "y" else axes.xaxis
+    value.set_major_formatter(CompactFormatter(unit))
 
 
 def build_figure(spec: ChartSpec) -> Figure:

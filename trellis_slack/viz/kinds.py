@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
-from matplotlib.ticker import Formatter
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
-from trellis_slack.viz.labels import UNITS, Unit, format_number, share, unit_of, wrap
+from trellis_slack.viz.labels import format_number, share, unit_of, wrap
 from trellis_slack.viz.spec import MAX_SLICES, ChartSpec
 
 #: One palette for every chart: Okabe and Ito's colour-blind-safe colours (their yellow, too
@@ -47,46 +47,10 @@ LEGEND_PT = 9.0
 #: ``gid`` of the category names (and their title) drawn beside horizontal bars.
 CATEGORY_GID = "category"
 CATEGORY_TITLE_GID = "category-title"
+#: ``gid`` of the shapes of a stacked bar chart, one per series.
+STACK_GID = "stack"
 #: Horizontal bar charts up to this many bars get two-line labels.
 TWO_LINE_BARS = 20
-
-
-class CompactFormatter(Formatter):
-    """Axis ticks with thousands separators, or K/M/B/T shared by every tick of the axis."""
-
-    def __init__(self, unit: Unit | None = None) -> None:
-        self._unit = unit or Unit()
-        self._divisor = 1.0
-        self._suffix = ""
-        self._decimals = 0
-
-    def set_locs(self, locs: list[float]) -> None:
-        """Picks one unit and the fewest decimals that tell these ticks apart."""
-        super().set_locs(locs)
-        finite = [v for v in locs if math.isfinite(v)]
-        top = max((abs(v) for v in finite), default=0.0)
-        self._divisor, self._suffix = next(
-            ((divisor, suffix) for threshold, divisor, suffix in UNITS if top >= threshold),
-            (1.0, ""),
-        )
-        scaled = [v / self._divisor for v in finite]
-        self._decimals = next(
-            (
-                d
-                for d in range(5)
-                if all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in scaled)
-            ),
-            4,
-        )
-
-    def __call__(self, x: float, pos: int | None = None) -> str:
-        """The tick label for ``x``."""
-        if not math.isfinite(x):
-            return ""
-        scaled = x / self._divisor
-        if abs(scaled) < 0.5 * 10.0**-self._decimals:
-            return self._unit.write("0")  # not "0K", "0.0M" or "-0"
-        return self._unit.write(f"{scaled:,.{self._decimals}f}{self._suffix}")
 
 
 def plain(legend: Legend) -> None:
@@ -113,32 +77,12 @@ def fold_slices(
 def draw_bars(axes: Axes, spec: ChartSpec, *, horizontal: bool, stacked: bool) -> list[Artist]:
     count = len(spec.categories)
     positions = np.arange(count, dtype=float)
-    series = spec.series
-    grouped = len(series) > 1 and not stacked
-    width = 0.8 / len(series) if grouped else (0.6 if count > 1 else 0.4)
-    positive = np.zeros(count)
-    negative = np.zeros(count)
-    containers: list[BarContainer] = []
-    for index, one in enumerate(series):
-        raw = np.array(one.values, dtype=float)
-        values = np.nan_to_num(raw, nan=0.0)
-        if len(series) == 1:
-            colors: list[str] | str = [NEGATIVE_COLOR if v < 0 else PALETTE[0] for v in values]
-        else:
-            colors = PALETTE[index % len(PALETTE)]
-        offsets = positions
-        base: np.ndarray | float = 0.0
-        if grouped:
-            offsets = positions - 0.4 + width * (index + 0.5)
-        elif stacked:
-            base = np.where(values >= 0, positive, negative)
-            positive = positive + np.clip(values, 0, None)
-            negative = negative + np.clip(values, None, 0)
-        if horizontal:
-            container = axes.barh(offsets, values, height=width, left=base, color=colors)
-        else:
-            container = axes.bar(offsets, values, width=width, bottom=base, color=colors)
-        containers.append(container)
+    if stacked and len(spec.series) > 1:
+        handles, totals = _draw_stacks(axes, spec, positions, horizontal=horizontal)
+        containers: list[BarContainer] = []
+    else:
+        containers = _draw_bar_series(axes, spec, positions, horizontal=horizontal)
+        handles, totals = [c.patches[0] for c in containers], np.zeros(count)
     if horizontal:
         _horizontal_categories(axes, spec, positions)
         axes.set_xlabel(spec.y_label, parse_math=False)
@@ -148,20 +92,67 @@ def draw_bars(axes: Axes, spec: ChartSpec, *, horizontal: bool, stacked: bool) -
         axes.set_xlabel(spec.x_label, parse_math=False)
         axes.set_ylabel(spec.y_label, parse_math=False)
     if count <= 25:
-        _label_bars(
-            axes,
-            spec,
-            containers,
-            horizontal=horizontal,
-            stacked=stacked,
-            totals=positive + negative,
-        )
-    finite = [v for s in series for v in s.values if math.isfinite(v)]
+        _label_bars(axes, spec, containers, horizontal=horizontal, totals=totals)
+    finite = [v for s in spec.series for v in s.values if math.isfinite(v)]
     if finite and all(v == 0 for v in finite):
         (axes.set_xlim if horizontal else axes.set_ylim)(0, 1)
     if any(v < 0 for v in finite):
         (axes.axvline if horizontal else axes.axhline)(0, color=MUTED_COLOR, linewidth=0.8)
-    return [container.patches[0] for container in containers]
+    return handles
+
+
+def _draw_bar_series(
+    axes: Axes, spec: ChartSpec, positions: np.ndarray, *, horizontal: bool
+) -> list[BarContainer]:
+    """One bar per category, or a group of bars side by side (one per series)."""
+    series = spec.series
+    width = 0.8 / len(series) if len(series) > 1 else (0.6 if len(positions) > 1 else 0.4)
+    containers = []
+    for index, one in enumerate(series):
+        values = np.nan_to_num(np.array(one.values, dtype=float), nan=0.0)
+        if len(series) == 1:
+            colors: list[str] | str = [NEGATIVE_COLOR if v < 0 else PALETTE[0] for v in values]
+        else:
+            colors = PALETTE[index % len(PALETTE)]
+        offsets = positions - 0.4 + width * (index + 0.5) if len(series) > 1 else positions
+        if horizontal:
+            containers.append(axes.barh(offsets, values, height=width, color=colors))
+        else:
+            containers.append(axes.bar(offsets, values, width=width, color=colors))
+    return containers
+
+
+def _draw_stacks(
+    axes: Axes, spec: ChartSpec, positions: np.ndarray, *, horizontal: bool
+) -> tuple[list[Artist], np.ndarray]:
+    """Each series as one shape of rectangles: positive parts stacked up from zero, negative down.
+
+    A shape per series rather than a bar patch per segment: matplotlib adds each patch on its
+    own, which made 30 stacks of three series miss the render target. Returns the shapes (the
+    legend's handles) and each stack's total.
+    """
+    half = 0.3 if len(positions) > 1 else 0.2
+    across = np.stack([positions - half, positions + half, positions + half, positions - half], 1)
+    positive = np.zeros(len(positions))
+    negative = np.zeros(len(positions))
+    shapes: list[Artist] = []
+    for index, one in enumerate(spec.series):
+        values = np.nan_to_num(np.array(one.values, dtype=float), nan=0.0)
+        base = np.where(values >= 0, positive, negative)
+        positive = positive + np.clip(values, 0, None)
+        negative = negative + np.clip(values, None, 0)
+        along = np.stack([base, base, base + values, base + values], 1)
+        corners = np.stack([along, across] if horizontal else [across, along], 2)
+        shape = PolyCollection(
+            list(corners),
+            facecolors=PALETTE[index % len(PALETTE)],
+            edgecolors="none",
+            gid=STACK_GID,
+        )
+        (shape.sticky_edges.x if horizontal else shape.sticky_edges.y)[:] = [0.0]
+        axes.add_collection(shape)
+        shapes.append(shape)
+    return shapes, positive + negative
 
 
 def _horizontal_categories(axes: Axes, spec: ChartSpec, positions: np.ndarray) -> None:
@@ -213,9 +204,9 @@ def _label_bars(
     containers: list[BarContainer],
     *,
     horizontal: bool,
-    stacked: bool,
     totals: np.ndarray,
 ) -> None:
+    """Each bar's value; a stack's total above (or right of) it when no part is negative."""
     unit = unit_of(spec.y_label)
     if len(spec.series) == 1:
         values = spec.series[0].values
@@ -224,15 +215,23 @@ def _label_bars(
         axes.bar_label(
             containers[0], labels=labels, padding=3, fontsize=VALUE_PT, color=MUTED_COLOR
         )
-    elif stacked:
-        if all(v >= 0 or not math.isfinite(v) for s in spec.series for v in s.values):
-            scale = float(np.max(np.abs(totals))) if len(totals) else 0.0
-            totals_text = [unit.write(format_number(float(t), scale=scale)) for t in totals]
-            axes.bar_label(
-                containers[-1], labels=totals_text, padding=3, fontsize=VALUE_PT, color=MUTED_COLOR
+    elif not containers and all(
+        v >= 0 or not math.isfinite(v) for s in spec.series for v in s.values
+    ):
+        scale = float(np.max(np.abs(totals))) if len(totals) else 0.0
+        for position, total in enumerate(totals.tolist()):
+            axes.annotate(
+                unit.write(format_number(total, scale=scale)),
+                (total, position) if horizontal else (position, total),
+                (3, 0) if horizontal else (0, 3),
+                textcoords="offset points",
+                ha="left" if horizontal else "center",
+                va="center" if horizontal else "bottom",
+                fontsize=VALUE_PT,
+                color=MUTED_COLOR,
             )
-    else:
-        return
+    elif containers:
+        return  # bars side by side: no labels
     if horizontal:
         axes.margins(x=0.12)
     else:
@@ -357,23 +356,6 @@ def draw_pie(figure: Figure, axes: Axes, spec: ChartSpec, *, donut: bool) -> Non
 def _is_light(color: str) -> bool:
     red, green, blue = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return 0.299 * red + 0.587 * green + 0.114 * blue > 0.6
-
-
-def style_axes(axes: Axes, *, value_axis: str, unit: Unit | None = None) -> None:
-    axes.set_axisbelow(True)
-    axes.grid(axis="y" if value_axis == "y" else "x", color=GRID_COLOR, linewidth=0.8)
-    for side in ("top", "right"):
-        axes.spines[side].set_visible(False)
-    for side in ("left", "bottom"):
-        axes.spines[side].set_color(GRID_COLOR)
-    axes.set_facecolor("none")
-    axes.tick_params(labelsize=TICK_PT, colors=MUTED_COLOR, length=0)
-    axes.xaxis.label.set_color(MUTED_COLOR)
-    axes.yaxis.label.set_color(MUTED_COLOR)
-    axes.xaxis.label.set_fontsize(AXIS_PT)
-    axes.yaxis.label.set_fontsize(AXIS_PT)
-    value = axes.yaxis if value_axis == "y" else axes.xaxis
-    value.set_major_formatter(CompactFormatter(unit))
 
 
 def vertical_wrap(count: int) -> int:
