@@ -23,6 +23,8 @@ from trellis_slack.demo.workspace import Person, diff, editable_text, slack_text
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_script import Question
 from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION, working
+from trellis_slack.viz.render import prepare
+from trellis_slack.viz.rendered import ChartJob, NativeChart, TableMessage
 
 T = TypeVar("T")
 Items = dict[str, dict[str, Any]]
@@ -75,6 +77,39 @@ def test_charts_of_several_types_and_a_table() -> None:
         "pie",
         "table",
     }
+
+
+def shown_as(question: str) -> str:
+    """How the bot shows the answer's visualization in Slack by default (SLACK_CHARTS=auto)."""
+    (step,) = [s for s in SampleAnalyst(pace=0)(ask(question)) if s.event == "visualization"]
+    kind = step.data.get("chart_type") or step.data["type"]
+    prepared = prepare("v1", step.data["type"], step.data, "auto")
+    if isinstance(prepared, ChartJob):
+        return f"{kind} as a PNG"
+    (first, *_) = prepared
+    if isinstance(first, NativeChart):
+        return f"{kind} as Slack's {first.block['chart']['type']} chart"
+    assert isinstance(first, TableMessage)
+    return f"{kind} as a data_table" if first.native_blocks else f"{kind} as a preview"
+
+
+def test_the_bar_line_area_and_pie_examples_are_slacks_own_charts_the_others_pngs() -> None:
+    """The suggestions show bar, line, area and pie natively; stacked bars, donuts, gaps as PNGs."""
+    by_label = {
+        s.label: shown_as(s.question) for s in SUGGESTIONS if s.label != "An error: try Retry"
+    }
+    assert by_label == {
+        "Orders by region": "bar as Slack's bar chart",
+        "Monthly trend": "line as Slack's line chart",
+        "The West by month": "area as Slack's area chart",
+        "Sales channels": "pie as Slack's pie chart",
+        "Category mix": "donut as a PNG",
+        "Top customers": "table as a data_table",
+        "Revenue by quarter": "stacked_bar as a PNG",
+        "Daily data as CSV": "table as a preview",
+        "A slow one: try Stop": "line as a PNG",  # the forecast line starts in December
+    }
+    assert shown_as("average order value") == "bar_horizontal as a PNG"
 
 
 def test_the_flaky_question_fails_once_with_a_retryable_error() -> None:
@@ -627,7 +662,9 @@ async def test_the_page_is_served_locally_under_a_strict_policy(
     assert "script-src 'self'" in policy
     assert "default-src 'none'" in policy
     assert not re.search(r"<script>|https?://", page)
-    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    scripts = ("app.js", "data_blocks.js")
+    assert all(f'<script src="/static/{name}" defer>' in page for name in scripts)
+    for name, kind in (*((n, "text/javascript") for n in scripts), ("style.css", "text/css")):
         async with http.get(f"/static/{name}") as response:
             assert (response.status, response.content_type) == (200, kind)
     for path in ("/static/runner.py", "/static/..%2f__init__.py", "/files/F0NOPE/x.png"):

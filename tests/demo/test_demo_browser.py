@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -55,6 +56,8 @@ pytestmark = [
 ]
 expect.set_options(timeout=15_000)
 VIEWPORT: Final[ViewportSize] = {"width": 1400, "height": 860}
+#: Between the first and last row of a table's page, as in "1 DASH 10 of 20".
+DASH: Final = "\N{EN DASH}"
 
 
 @asynccontextmanager
@@ -153,18 +156,95 @@ async def chart_loaded(page: Page) -> None:
     )
 
 
-async def test_a_suggested_question_shows_the_chart_and_the_answer(page: Page) -> None:
-    """One click on a suggestion: the question is posted, its thread opens on one answer, chart inside."""
+async def test_a_suggested_question_shows_slacks_own_bar_chart_in_the_answer(page: Page) -> None:
+    """Orders by region: one answer holding Slack's native bar chart, drawn as SVG, and no image."""
     await page.get_by_role("button", name="Orders by region").click()
     thread = page.locator("#thread-messages")
     await expect(thread).to_contain_text("@trellis How many orders did each region have in 2025?")
     answer = thread.locator("article.from-app")
-    await expect(answer.locator("figure")).to_be_visible()
-    await chart_loaded(page)
     await expect(answer).to_contain_text("West led with 8,164")
     await expect(answer).to_have_count(1)
+    chart = answer.locator("figure.chart[data-chart=bar]")
+    await expect(chart.locator("figcaption")).to_have_text("Orders by region, 2025")
+    svg = chart.locator("svg")
+    await expect(svg.locator("rect.bar")).to_have_count(4)
+    assert await svg.locator("text.category").all_text_contents() == [
+        "North",
+        "South",
+        "East",
+        "West",
+    ]
+    assert await svg.locator("text.value").all_text_contents() == [
+        "5,337",
+        "4,993",
+        "6,550",
+        "8,164",
+    ]
+    assert await svg.locator("text.axis").all_text_contents() == ["Region", "Orders"]
+    # The tallest bar is West's: the bars are drawn to scale.
+    heights = await svg.locator("rect.bar").evaluate_all(
+        "bars => bars.map((bar) => bar.getBBox().height)"
+    )
+    assert max(heights) == heights[3]
+    assert min(heights) == heights[1]
+    await expect(answer.locator("img")).to_have_count(0)
     await expect(thread.get_by_role("button", name="Stop")).to_have_count(0)
     await expect(page.locator("#messages")).to_contain_text("1 reply")
+
+
+async def test_a_data_table_sorts_numbers_as_numbers_and_pages(page: Page) -> None:
+    """Top customers: a data_table whose Revenue header sorts by value (9,870 before 10,716)."""
+    await page.get_by_role("button", name="Top customers").click()
+    table = page.locator("#thread-messages article.from-app table.data-table")
+    await expect(table.locator("caption")).to_contain_text("Top 20 customers by orders, 2025")
+    rows = table.locator("tbody tr")
+    await expect(rows).to_have_count(10)
+    pager = page.locator("#thread-messages .pager")
+    await expect(pager.locator(".range")).to_have_text(f"1{DASH}10 of 20")
+    revenue = table.get_by_role("button", name="Revenue (USD)")
+    await revenue.click()
+    header = table.locator("thead th").nth(3)
+    await expect(header).to_have_attribute("aria-sort", "ascending")
+    shown = [float(t.replace(",", "")) for t in await column(table, 3)]
+    # As text, "9,870.00" would come after "41,890.00"; as numbers it is the smallest.
+    assert shown[0] == 9_870.0
+    assert shown == sorted(shown), shown
+    await pager.get_by_role("button", name="Next page").click()
+    await expect(pager.locator(".range")).to_have_text(f"11{DASH}20 of 20")
+    rest = [float(t.replace(",", "")) for t in await column(table, 3)]
+    assert min(rest) >= max(shown)
+    assert rest == sorted(rest), rest
+    await revenue.click()
+    await expect(header).to_have_attribute("aria-sort", "descending")
+    await expect(pager.locator(".range")).to_have_text(f"1{DASH}10 of 20")
+    await expect(rows.first).to_contain_text("41,890.00")
+    await table.get_by_role("button", name="Customer").click()
+    names = await column(table, 0)
+    assert names[0] == "Bayside Apparel"
+    assert names == sorted(names, key=str.lower), names
+
+
+async def column(table: Locator, index: int) -> list[str]:
+    """The texts of one column on the table's current page, top to bottom."""
+    texts: list[str] = await table.locator("tbody tr").evaluate_all(
+        f"rows => rows.map((row) => row.children[{index}].textContent)"
+    )
+    return texts
+
+
+async def test_a_chart_slack_cannot_draw_shows_as_a_png(page: Page) -> None:
+    """Revenue by quarter is a stacked bar chart, which Slack has no form for: it is a PNG image."""
+    await page.get_by_role("button", name="Revenue by quarter").click()
+    answer = page.locator("#thread-messages article.from-app")
+    await expect(answer).to_contain_text("Revenue rose every quarter")
+    image = answer.locator("figure.image img")
+    await expect(image).to_have_count(1)
+    await expect(image).to_have_attribute("alt", re.compile("Revenue by region per quarter"))
+    await image.evaluate(
+        "img => img.complete ? img.naturalWidth : new Promise((done) => img.onload = () => done())"
+    )
+    assert await image.evaluate("img => img.naturalWidth") > 0
+    await expect(answer.locator("figure.chart")).to_have_count(0)
 
 
 async def test_a_streamed_answer_shows_its_steps_then_the_answer_in_one_message(

@@ -42,6 +42,8 @@ class Suggestion:
 SUGGESTIONS: Final = (
     Suggestion("Orders by region", "How many orders did each region have in 2025?"),
     Suggestion("Monthly trend", "How did monthly orders develop in 2025?"),
+    Suggestion("The West by month", "How did orders develop in the West?"),
+    Suggestion("Sales channels", "How do orders split across sales channels?"),
     Suggestion("Category mix", "What is our revenue mix by product category?"),
     Suggestion("Top customers", "Who are our top customers?"),
     Suggestion("Revenue by quarter", "Show revenue by region per quarter"),
@@ -147,13 +149,14 @@ def _customers() -> Answer:
     table = Step.table(
         ["Customer", "Region", "Orders", "Revenue (USD)"],
         [[name, region, n, f"{value:,.2f}"] for name, region, n, value in CUSTOMERS],
-        title="Top 10 customers by orders, 2025",
+        title="Top 20 customers by orders, 2025",
     )
     name, region, n, value = CUSTOMERS[0]
     west = sum(1 for c in CUSTOMERS if c[1] == "West")
+    top = len(CUSTOMERS)
     text = (
         f"Your largest customer is **{name}** ({region}) with {n:,} orders worth "
-        f"{money(value)}. {west} of the top 10 are in the **West**, the strongest region."
+        f"{money(value)}. {west} of the top {top} are in the **West**, the strongest region."
     )
     return Answer("querying_customers", (table,), text)
 

@@ -62,6 +62,16 @@ CUSTOMERS: Final[tuple[tuple[str, str, int, float], ...]] = (
     ("Pinecrest Co-op", "West", 264, 22_740.7),
     ("Harborview Stores", "South", 251, 18_110.4),
     ("Eastgate Electronics", "East", 240, 26_640.0),
+    ("Summit Outdoor", "West", 233, 19_805.0),
+    ("Maple & Oak", "North", 226, 18_870.1),
+    ("Coastal Kitchens", "South", 219, 16_206.0),
+    ("Ironbridge Supply", "East", 205, 19_270.0),
+    ("Golden Gate Goods", "West", 198, 17_820.0),
+    ("Riverbend Market", "South", 187, 13_090.0),
+    ("Highland Traders", "North", 176, 14_784.0),
+    ("Silverline Toys", "West", 168, 15_120.0),
+    ("Old Town Hardware", "East", 154, 14_168.0),
+    ("Bayside Apparel", "South", 141, 9_870.0),
 )
 
 

@@ -15,6 +15,7 @@ const state = {
   agent: null, // the split view with the app: {thread: ts of its conversation, or null}
   votes: new Map(), // message key -> the feedback the person gave ("positive", "negative")
   stepsOpen: new Set(), // message keys whose finished steps the person unfolded
+  tables: new Map(), // data_table id -> {column, descending, page}: how the person sorted and paged it
   seen: new Map(), // key -> Date first seen (the clock shown beside a message)
   room: null, // id of the conversation shown
   thread: null, // {channel, ts} of the open thread
@@ -338,7 +339,7 @@ function streamHtml(message) {
       parts.push("tasks");
     } else if (chunk.type === "blocks") {
       text = null;
-      parts.push((chunk.blocks || []).map(block).join(""));
+      parts.push((chunk.blocks || []).map((b) => block(b, null)).join(""));
     }
   }
   const html = parts.map((part) => {
@@ -357,106 +358,6 @@ function stepsSummary(tasks) {
   return `<details class="steps"><summary>${label}</summary>${taskCards(tasks)}</details>`;
 }
 
-// --------------------------------------------------------------------------- Slack's own charts
-
-const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1"];
-
-function number(value) {
-  const n = Number(value);
-  return Number.isFinite(n) ? n : 0;
-}
-
-function short(n) {
-  const abs = Math.abs(n);
-  if (abs >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
-  if (abs >= 1e4) return `${+(n / 1e3).toFixed(1)}K`;
-  return n.toLocaleString("en-US", { maximumFractionDigits: 1 });
-}
-
-function legend(names, x, y) {
-  return names.map((name, i) => `<rect x="${x + i * 110}" y="${y - 9}" width="10" height="10" rx="2" fill="${PALETTE[i % 6]}"/>` +
-    `<text x="${x + i * 110 + 14}" y="${y}" class="legend">${esc(String(name).slice(0, 20))}</text>`).join("");
-}
-
-function pieSvg(segments) {
-  const total = segments.reduce((sum, s) => sum + Math.max(number(s.value), 0), 0) || 1;
-  let angle = -Math.PI / 2;
-  const slices = segments.map((s, i) => {
-    const share = Math.max(number(s.value), 0) / total;
-    const end = angle + share * 2 * Math.PI;
-    const [x1, y1, x2, y2] = [Math.cos(angle), Math.sin(angle), Math.cos(end), Math.sin(end)].map((v) => (100 * v).toFixed(2));
-    const path = share >= 0.9999 ? `<circle cx="0" cy="0" r="100" fill="${PALETTE[i % 6]}"/>`
-      : `<path d="M0 0 L${x1} ${y1} A100 100 0 ${share > 0.5 ? 1 : 0} 1 ${x2} ${y2} Z" fill="${PALETTE[i % 6]}"/>`;
-    angle = end;
-    return path;
-  });
-  const keys = segments.map((s, i) => `<rect x="250" y="${40 + i * 24}" width="12" height="12" rx="2" fill="${PALETTE[i % 6]}"/>` +
-    `<text x="268" y="${51 + i * 24}" class="legend">${esc(s.label)} · ${esc(short(number(s.value)))} (${Math.round((100 * Math.max(number(s.value), 0)) / total)}%)</text>`);
-  return `<svg viewBox="0 0 520 240" role="img"><g transform="translate(120 120)">${slices.join("")}</g>${keys.join("")}</svg>`;
-}
-
-function seriesSvg(kind, chart) {
-  const categories = chart.axis_config?.categories || [];
-  const series = (chart.series || []).slice(0, 6);
-  const values = series.flatMap((s) => (s.data || []).map((d) => number(d.value)));
-  // Round ticks: a step of 1, 2, 2.5 or 5 times a power of ten, four or five of them.
-  const span = Math.max(0, ...values) - Math.min(0, ...values) || 1;
-  const power = 10 ** Math.floor(Math.log10(span / 4));
-  const tick = [1, 2, 2.5, 5, 10].map((m) => m * power).find((t) => span / t <= 5);
-  const [low, high] = [Math.floor(Math.min(0, ...values) / tick) * tick, Math.ceil(Math.max(0, ...values) / tick) * tick || tick];
-  const [left, right, top, bottom] = [62, 508, 34, 206];
-  const y = (v) => bottom - ((v - low) / (high - low)) * (bottom - top);
-  const step = (right - left) / Math.max(categories.length, 1);
-  const x = (i) => left + (i + 0.5) * step;
-  const ticks = Array.from({ length: Math.round((high - low) / tick) + 1 }, (_, i) => low + i * tick);
-  let html = ticks.map((t) => `<line x1="${left}" x2="${right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" class="grid"/>` +
-    `<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" class="tick" text-anchor="end">${esc(short(t))}</text>`).join("");
-  html += categories.map((c, i) => `<text x="${x(i).toFixed(1)}" y="${bottom + 16}" class="tick" text-anchor="middle">${esc(c)}</text>`).join("");
-  series.forEach((s, k) => {
-    const at = (label) => number((s.data || []).find((d) => d.label === label)?.value);
-    const color = PALETTE[k % 6];
-    if (kind === "bar") {
-      const width = (step * 0.8) / series.length;
-      html += categories.map((c, i) => {
-        const v = at(c);
-        const [top_, bottom_] = [Math.min(y(v), y(0)), Math.max(y(v), y(0))];
-        return `<rect x="${(x(i) - step * 0.4 + k * width).toFixed(1)}" y="${top_.toFixed(1)}" width="${(width - 2).toFixed(1)}" height="${(bottom_ - top_).toFixed(1)}" fill="${color}"><title>${esc(s.name)} ${esc(c)}: ${esc(short(v))}</title></rect>`;
-      }).join("");
-    } else {
-      const points = categories.map((c, i) => `${x(i).toFixed(1)},${y(at(c)).toFixed(1)}`);
-      if (kind === "area") html += `<polygon points="${x(0).toFixed(1)},${y(0).toFixed(1)} ${points.join(" ")} ${x(categories.length - 1).toFixed(1)},${y(0).toFixed(1)}" fill="${color}" opacity="0.25"/>`;
-      html += `<polyline points="${points.join(" ")}" fill="none" stroke="${color}" stroke-width="2"/>`;
-    }
-  });
-  if (series.length > 1) html += legend(series.map((s) => s.name), left, 16);
-  const axis = chart.axis_config || {};
-  if (axis.x_label) html += `<text x="${(left + right) / 2}" y="236" class="axis" text-anchor="middle">${esc(axis.x_label)}</text>`;
-  if (axis.y_label) html += `<text x="12" y="${(top + bottom) / 2}" class="axis" text-anchor="middle" transform="rotate(-90 12 ${(top + bottom) / 2})">${esc(axis.y_label)}</text>`;
-  return `<svg viewBox="0 0 520 240" role="img">${html}</svg>`;
-}
-
-// A data_visualization block: Slack draws it itself; the page draws it as SVG.
-function chartBlock(b) {
-  const chart = b.chart || {};
-  const kind = ["pie", "bar", "line", "area"].includes(chart.type) ? chart.type : null;
-  if (!kind) return `<div class="block bk-unknown">[${esc(chart.type)} chart]</div>`;
-  const svg = kind === "pie" ? pieSvg((chart.segments || []).slice(0, 6)) : seriesSvg(kind, chart);
-  return `<figure class="block chart" data-chart="${kind}" aria-label="${esc(b.title)}"><figcaption>${esc(b.title)}</figcaption>${svg}</figure>`;
-}
-
-// A data_table block: a caption, a header row, then its rows (Slack pages them; here they scroll).
-function dataTable(b) {
-  const [head = [], ...rows] = Array.isArray(b.rows) ? b.rows : [];
-  const cell = (tag, value) => {
-    if (value?.type === "raw_number") return `<${tag} class="align-right">${esc(value.text ?? value.value)}</${tag}>`;
-    if (value?.type === "rich_text") return `<${tag}>${richText(value)}</${tag}>`;
-    return `<${tag}>${esc(value?.text ?? "")}</${tag}>`;
-  };
-  const body = rows.map((row) => `<tr>${row.map((v) => cell("td", v)).join("")}</tr>`).join("");
-  return `<div class="block table-wrap data-table-wrap"><table class="md-table data-table"><caption>${esc(b.caption)} · ${rows.length} ${rows.length === 1 ? "row" : "rows"}</caption>` +
-    `<thead><tr>${head.map((v) => cell("th", v)).join("")}</tr></thead><tbody>${body}</tbody></table></div>`;
-}
-
 function tableBlock(block) {
   const settings = block.column_settings || [];
   const cell = (value, column) => {
@@ -472,7 +373,8 @@ function tableBlock(block) {
   return `<div class="block table-wrap"><table class="bk-table">${rows}</table></div>`;
 }
 
-function block(b) {
+// ``id`` names the block on the page (its message's key and place) for the state it keeps.
+function block(b, id) {
   switch (b.type) {
     case "section": {
       let html = b.text ? `<div class="section-text">${textObject(b.text)}</div>` : "";
@@ -499,7 +401,7 @@ function block(b) {
     case "data_visualization":
       return chartBlock(b);
     case "data_table":
-      return dataTable(b);
+      return dataTable(b, id);
     case "rich_text":
       return `<div class="block rich-text">${richText(b)}</div>`;
     default:
@@ -528,12 +430,12 @@ function file(f) {
     `<a class="download" href="${esc(url)}" download="${esc(f.name ?? "")}">Download</a></div>`;
 }
 
-function body(message, fromApp) {
+function body(message, fromApp, key) {
   let html = "";
   if (message.stream?.state === "streaming") return streamHtml(message);
   if (message.stream) html = stepsSummary(message.stream.tasks || []);
   if (fromApp && Array.isArray(message.blocks) && message.blocks.length) {
-    html += message.blocks.map(block).join("");
+    html += message.blocks.map((b, i) => block(b, `${key}#${i}`)).join("");
   } else if (message.text) {
     html += `<div class="block section">${mrkdwn(message.text)}</div>`;
   }
@@ -576,7 +478,7 @@ function messageHtml(key, item, where) {
     content = `<div class="editor"><textarea class="editor-input" aria-label="Edit message"></textarea>` +
       `<div class="editor-buttons"><button type="button" data-act="cancel-edit">Cancel</button>` +
       `<button type="button" class="primary" data-act="save-edit">Save</button></div></div>`;
-  } else content = body(m, fromApp);
+  } else content = body(m, fromApp, key);
   if (state.stepsOpen.has(key)) content = content.replace('<details class="steps">', '<details class="steps" open>');
   const vote = state.votes.get(key);
   if (vote) content = content.replace(`data-feedback="${vote}"`, `data-feedback="${vote}" aria-pressed="true"`);
@@ -994,7 +896,10 @@ async function onClick(event) {
   const target = event.target.closest("button");
   if (!target) return;
   const article = target.closest("article.message");
-  if (target.dataset.room) selectRoom(target.dataset.room);
+  if (target.dataset.table) {
+    tableAction(target.dataset);
+    render();
+  } else if (target.dataset.room) selectRoom(target.dataset.room);
   else if (target.id === "thread-close") {
     state.thread = null;
     render();
