@@ -8,48 +8,53 @@
 # 20 charts render concurrently through ``Renderer`` (2 workers), against ``render_sync`` on the
 # loop for comparison.
 #
-# Recorded 2026-12-02 on the development machine (2 cores shared with other engineers' test
-# runs, load average about 3, Python 3.11.7, matplotlib 3.11.2, --repeat 15); PNGs of 1000 px
+# Recorded 2026-12-01 on the development machine (2 cores shared with other engineers' test
+# runs, load average 2.3-4.9, Python 3.11.7, matplotlib 3.11.2, --repeat 15); PNGs of 1000 px
 # wide (Slack's 500 px display width, twice over), transparent, drawn in the ``png`` mode (a chart
-# Slack can draw itself costs no render at all in ``auto``):
+# Slack can draw itself costs no render at all in ``auto``). The machine is shared, so the script
+# was run three times: each cell is the median of the three runs, the last column each run's p50.
 #
-# | chart type | points | prepare p50 ms | render p50 ms | render p99 ms | PNG KB |
-# |---|---:|---:|---:|---:|---:|
-# | bar | 10 | 0.0 | 55 | 91 | 62 |
-# | bar | 100 | 0.4 | 72 | 120 | 99 |
-# | bar | 1,000 | 3.5 | 69 | 100 | 99 |
-# | bar_horizontal | 10 | 0.0 | 48 | 86 | 63 |
-# | bar_horizontal | 100 | 0.3 | 70 | 97 | 99 |
-# | bar_horizontal | 1,000 | 3.3 | 76 | 109 | 99 |
-# | stacked_bar | 10 | 0.1 | 47 | 85 | 50 |
-# | stacked_bar | 100 | 0.5 | 89 | 139 | 111 |
-# | stacked_bar | 1,000 | 4.3 | 87 | 144 | 111 |
-# | line | 10 | 0.0 | 43 | 50 | 68 |
-# | line | 100 | 0.3 | 37 | 45 | 135 |
-# | line | 1,000 | 3.2 | 50 | 73 | 162 |
-# | area | 10 | 0.0 | 50 | 90 | 71 |
-# | area | 100 | 0.4 | 40 | 42 | 142 |
-# | area | 1,000 | 3.3 | 64 | 100 | 158 |
-# | pie | 10 | 0.0 | 44 | 75 | 74 |
-# | pie | 100 | 0.4 | 41 | 43 | 67 |
-# | pie | 1,000 | 3.4 | 42 | 46 | 66 |
-# | donut | 10 | 0.0 | 45 | 73 | 75 |
-# | donut | 100 | 0.3 | 44 | 47 | 67 |
-# | donut | 1,000 | 3.4 | 43 | 45 | 69 |
+# | chart type | points | prepare p50 ms | render p50 ms | render p99 ms | PNG KB | p50 per run |
+# |---|---:|---:|---:|---:|---:|---|
+# | bar | 10 | 0.1 | 65 | 105 | 62 | 54, 65, 75 |
+# | bar | 100 | 0.4 | 74 | 108 | 99 | 74, 83, 72 |
+# | bar | 1,000 | 3.4 | 72 | 108 | 99 | 72, 99, 70 |
+# | bar_horizontal | 10 | 0.0 | 50 | 94 | 63 | 50, 79, 47 |
+# | bar_horizontal | 100 | 0.4 | 72 | 119 | 99 | 72, 84, 70 |
+# | bar_horizontal | 1,000 | 3.5 | 75 | 116 | 99 | 75, 97, 72 |
+# | stacked_bar | 10 | 0.1 | 43 | 78 | 50 | 43, 48, 41 |
+# | stacked_bar | 100 | 0.4 | 66 | 98 | 111 | 66, 74, 64 |
+# | stacked_bar | 1,000 | 4.3 | 71 | 140 | 111 | 92, 71, 66 |
+# | line | 10 | 0.0 | 44 | 50 | 68 | 48, 44, 43 |
+# | line | 100 | 0.3 | 37 | 70 | 135 | 51, 37, 37 |
+# | line | 1,000 | 3.4 | 60 | 98 | 162 | 60, 72, 49 |
+# | area | 10 | 0.0 | 48 | 59 | 71 | 48, 101, 47 |
+# | area | 100 | 0.4 | 49 | 81 | 142 | 49, 49, 41 |
+# | area | 1,000 | 3.4 | 78 | 117 | 158 | 78, 177, 65 |
+# | pie | 10 | 0.1 | 56 | 83 | 74 | 56, 96, 44 |
+# | pie | 100 | 0.4 | 64 | 99 | 67 | 64, 106, 41 |
+# | pie | 1,000 | 3.5 | 52 | 93 | 66 | 52, 133, 44 |
+# | donut | 10 | 0.0 | 59 | 141 | 75 | 59, 107, 45 |
+# | donut | 100 | 0.4 | 58 | 85 | 67 | 58, 87, 41 |
+# | donut | 1,000 | 3.7 | 44 | 46 | 69 | 62, 44, 43 |
 #
-# Pool: 2 worker processes, warm-up 347 ms; the first chart of a pool whose workers are not running (they start with it): 376 ms.
+# Pool (medians of the three runs): 2 worker processes, warm-up 876 ms; the first chart of a pool
+# whose workers are not running (they start with it): 451 ms.
 #
 # | 20 charts of 100 points | loop lag p50 ms | loop lag p99 ms | loop lag max ms | burst s |
 # |---|---:|---:|---:|---:|
-# | Renderer (process pool) | 0.2 | 5.1 | 5.1 | 0.68 |
-# | render_sync on the loop (for comparison) | 0.1 | 1180.5 | 1180.5 | 1.19 |
+# | Renderer (process pool) | 0.2 | 26.0 | 34.7 | 0.83 |
+# | render_sync on the loop (for comparison) | 0.2 | 1120.9 | 1120.9 | 1.13 |
 #
-# Target p50 < 80 ms for <= 100 points: met by bar (72 ms) and bar_horizontal (70 ms) at 100
-# points, which missed it before (about 80-95 ms under the same load, interleaved runs of the
-# old and new code), by line, area, pie and donut (37-44 ms) and by every type at 10 points;
-# still missed by stacked_bar at 100 points (89 ms, was 111-121): 30 bars of three series are
-# 90 patches that matplotlib adds one by one. The PNG encoder (rows unfiltered, zlib level 3)
-# takes about 8 ms of a 1000 by 1300 px chart where Pillow took about 20.
+# Target p50 < 80 ms for <= 100 points: met by every type at 10 and 100 points. stacked_bar at
+# 100 points now takes 66 ms (was 89): each series is one shape of rectangles (a PolyCollection)
+# instead of 30 bar patches that matplotlib adds and lays out one by one; the PNG is the same,
+# pixel for pixel. Interleaved runs of the old and new code, same load: 88-95 ms before, 64-67
+# after. bar (74 ms) and bar_horizontal (72 ms) are under the target with less room: one bar patch
+# per category (30 at most). The runs where the other engineers' test suites ran alongside are
+# the slow cells (e.g. area and pie in the second run); the p50 of the quiet third run is 37-41 ms for
+# line, area, pie and donut. The PNG encoder (rows unfiltered, zlib level 3) takes about 8 ms of a
+# 1000 by 1300 px chart where Pillow took about 20.
 
 from __future__ import annotations
 
