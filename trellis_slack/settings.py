@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ VARIABLES: dict[str, str] = {
     "TRELLIS_TURN_TIMEOUT": "Seconds without any event from Trellis before an answer is given up. Default `300`.",
     "TRELLIS_IDLE_TIMEOUT": "Seconds an idle Trellis connection is kept open. Default `120`.",
     "TRELLIS_MAX_CONNECTIONS": "Trellis connections per token (the current API allows 3). Default `3`.",
+    "TRELLIS_CHAT_RETENTION_DAYS": "Days a thread's Trellis chat may stay unused before it is deleted in Trellis (checked at start-up and daily; a follow-up there then starts afresh). Chats are also retired, least recently used first, when Trellis's open-chat cap is reached. Default: off.",
     "TRELLIS_ADMIN_USERS": "Comma-separated Slack user ids who may change a channel's integration and model with `/trellis` (workspace admins always may).",
     "LOG_FORMAT": "`text` (default) or `json`: one JSON object per line with the channel, thread and chat ids.",
     "HEALTH_PORT": "Port of the HTTP server for `/healthz` and `/metrics` (Prometheus). Default: no server.",
@@ -91,6 +93,8 @@ class Settings:
     turn_timeout: float = 300.0
     idle_timeout: float = 120.0
     max_connections: int = 3
+    #: Days a chat may stay unused before it is retired (deleted in Trellis); None: never.
+    chat_retention_days: float | None = None
     #: Slack user ids who may change channel settings (besides workspace admins); None: nobody else.
     admin_users: frozenset[str] | None = None
     log_format: LogFormat = "text"
@@ -163,6 +167,7 @@ class Settings:
             turn_timeout=reader.number("TRELLIS_TURN_TIMEOUT", 300.0),
             idle_timeout=reader.number("TRELLIS_IDLE_TIMEOUT", 120.0),
             max_connections=int(reader.number("TRELLIS_MAX_CONNECTIONS", 3, integer=True)),
+            chat_retention_days=reader.days("TRELLIS_CHAT_RETENTION_DAYS"),
             admin_users=reader.id_list("TRELLIS_ADMIN_USERS"),
             health_port=reader.port("HEALTH_PORT"),
             health_host=reader.optional("HEALTH_HOST") or _ALL_INTERFACES,
@@ -336,6 +341,20 @@ class _Reader:
             return False
         self.problems.append(f"{name} must be true or false (got {value!r})")
         return default
+
+    def days(self, name: str) -> float | None:
+        """A positive number of days, or None when unset."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        try:
+            days = float(value)
+        except ValueError:
+            days = -1.0
+        if not math.isfinite(days) or days <= 0:
+            self.problems.append(f"{name} must be a number of days above zero (got {value!r})")
+            return None
+        return days
 
     def number(self, name: str, default: float, *, integer: bool = False) -> float:
         value = self.optional(name)

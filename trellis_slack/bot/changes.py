@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from trellis_slack.bot import lifecycle
+from trellis_slack.bot.chats import CHANGE_IN_RETIRED
 from trellis_slack.bot.lifecycle import DeletionDecision, EditDecision, Status
 from trellis_slack.bot.queue import AnswerQueue
 from trellis_slack.bot.seams import MessageDeleter
@@ -81,6 +82,9 @@ class Changes:
             return
         with log_context(channel=edit.channel_id, thread=record.thread_ts):
             log.info("question %s was edited", edit.ts)
+            if await self.store.question_chat_retired(record.channel_id, record.ts):
+                await self._say_retired(record, "edited")
+                return
             await self._interrupt_from(record, "The question was edited.")
             # Queued again before it waits for the thread, so no later question overtakes it.
             await self.store.update_question(
@@ -119,6 +123,12 @@ class Changes:
             return  # never asked: it simply is not asked now (its wait note goes)
         with log_context(channel=deletion.channel_id, thread=record.thread_ts):
             log.info("question %s was deleted", deletion.ts)
+            if await self.store.question_chat_retired(record.channel_id, record.ts):
+                await self.store.update_question(
+                    record.channel_id, record.ts, status=Status.DELETED
+                )
+                await self._say_retired(record, "deleted")
+                return
             await self._interrupt_from(record, "The question was deleted.")
             async with self.queue.turns.hold(record.channel_id, record.thread_ts, record.ts):
                 record = await self.store.question(deletion.channel_id, deletion.ts)
@@ -147,6 +157,15 @@ class Changes:
                 )
                 dropped = await self.forget_from(record, include_own_answer=True)
                 await self._mark_dropped(record, dropped, because="deleted")
+
+    async def _say_retired(self, record: QuestionRecord, done: str) -> None:
+        """Its chat was retired (`bot.chats`): Trellis has nothing to change; say so in the thread."""
+        log.info(
+            "question %s was %s in a retired chat: nothing to change in Trellis", record.ts, done
+        )
+        await self.slack.post(
+            record.channel_id, record.thread_ts, blocks.note(CHANGE_IN_RETIRED.format(done=done))
+        )
 
     async def _interrupt_from(self, record: QuestionRecord, reason: str) -> None:
         """Stop answers in progress to ``record`` or to a later question of its conversation.

@@ -8,11 +8,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from trellis_slack.bot import lifecycle
+from trellis_slack.bot.chats import CHAT_QUEUED, OPEN_CHAT_CAP
 from trellis_slack.bot.posting import VisualPoster
 from trellis_slack.bot.seams import TurnHandle
+from trellis_slack.errors import TrellisAPIError
 from trellis_slack.store.records import Conversation
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent
+
+#: What a question waiting for a free Trellis socket shows meanwhile.
+WAITING_FOR_CONNECTION = "Waiting for a free Trellis connection…"
 
 if TYPE_CHECKING:
     from trellis_slack.bot.turn import ActiveTurn, Ask, Defaults, TurnRunner
@@ -59,10 +64,17 @@ class Streaming:
         self.visuals = visuals
         self.final_frame_at: float | None = None
         self.chat_known = False
+        #: The state machine was told the request went out (once, however many tries).
+        self.connected = False
 
     async def run(self) -> tuple[lifecycle.Effect, ...]:
-        """Stream the turn; returns the effects that end it."""
-        ask, runner, active = self.active.ask, self.runner, self.active
+        """Stream the turn; returns the effects that end it.
+
+        A thread whose chat was retired (`bot.chats`) starts a fresh chat. When Trellis refuses
+        to create a chat for the open-chat cap, the least recently used chats of the asker's
+        identity are retired and the turn is asked once more.
+        """
+        ask, runner = self.active.ask, self.runner
         conversation = await runner.store.conversation(
             ask.team_id, ask.channel_id, ask.thread_ts, ask.question.owner_id
         )
@@ -72,13 +84,49 @@ class Streaming:
             else await runner.channel_defaults(ask.team_id, ask.channel_id)
         )
         request = request_for(ask, conversation, defaults)
+        if conversation is not None and await runner.store.conversation_retired(
+            ask.team_id, ask.channel_id, ask.thread_ts, ask.question.owner_id
+        ):
+            # Trellis no longer has the thread's chat: a fresh one, with the thread's choices.
+            request = SendMessage(
+                text=ask.question.text,
+                integration_id=conversation.integration_id,
+                model=conversation.model,
+                title=_title(ask.question.text),
+            )
+            conversation = None
+        try:
+            return await self._attempt(request, conversation)
+        except _CapRefused as refused:
+            busy = {
+                other.handle.chat_id
+                for other in runner.active.values()
+                if other.handle is not None and other.handle.chat_id
+            }
+            if not await runner.chats.make_room(ask.question.owner_id, ask.identity, busy=busy):
+                raise refused.error from None
+        try:
+            return await self._attempt(request, conversation)
+        except _CapRefused as refused:
+            raise refused.error from None
+
+    async def _attempt(
+        self, request: SendMessage | EditMessage, conversation: Conversation | None
+    ) -> tuple[lifecycle.Effect, ...]:
+        """One try at the turn; raises `_CapRefused` when Trellis refused a new chat for the cap."""
+        ask, runner, active = self.active.ask, self.runner, self.active
 
         async def on_queued() -> None:
-            self.view.waiting("Waiting for a free Trellis connection…")
+            waits_for_chat = getattr(manager, "waiting_for", None) == "chat"
+            self.view.waiting(CHAT_QUEUED if waits_for_chat else WAITING_FOR_CONNECTION)
 
         manager = runner.trellis.turn(request, identity=ask.identity, on_queued=on_queued)
         try:
             turn = await _enter_unless_stopped(manager, active.stop_requested)
+        except TrellisAPIError as exc:
+            if _refused_for_cap(exc.code, request):
+                raise _CapRefused(exc) from exc
+            raise
         finally:
             # The chat may have been created (REST) before sending failed or was stopped: keep
             # it, so a retry or follow-up continues it instead of opening yet another chat.
@@ -92,9 +140,14 @@ class Streaming:
         async with _entered(manager, turn):
             active.handle = turn
             try:
-                await runner.perform_now(active, active.feed(lifecycle.Connected()))
+                if not self.connected:
+                    self.connected = True
+                    await runner.perform_now(active, active.feed(lifecycle.Connected()))
                 async for event in turn:
                     if isinstance(event, ErrorEvent):
+                        if not self.chat_known and _refused_for_cap(event.code, request):
+                            # A chat started by its first message (v-seed) was refused.
+                            raise _CapRefused(_api_error(event))
                         runner.metrics.count_error(event)
                     effects = active.feed(lifecycle.Frame(event))
                     if active.state.phase is lifecycle.Phase.ENDED:
@@ -134,6 +187,25 @@ class Streaming:
             else:
                 await self.runner.perform_now(self.active, (effect,))
         return tuple(rest)
+
+
+class _CapRefused(Exception):
+    """Trellis refused to create a chat for the open-chat cap (``error`` is its refusal)."""
+
+    def __init__(self, error: TrellisAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _refused_for_cap(code: str | None, request: SendMessage | EditMessage) -> bool:
+    """Whether a refusal is the open-chat cap's, for a request that needed a new chat."""
+    return code == OPEN_CHAT_CAP and isinstance(request, SendMessage) and request.chat_id is None
+
+
+def _api_error(event: ErrorEvent) -> TrellisAPIError:
+    return TrellisAPIError(
+        event.message, code=event.code, retryable=event.retryable, debug_id=event.debug_id
+    )
 
 
 async def _enter_unless_stopped(

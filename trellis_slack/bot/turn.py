@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from trellis_slack.bot import lifecycle
+from trellis_slack.bot.chats import RETIRED_FOLLOW_UP, ChatDeleter, Chats
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster, VisualPoster
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
@@ -115,8 +116,11 @@ class TurnRunner:
         native: bool = False,
         status_refresh: float = STATUS_REFRESH,
         status_after: float = STATUS_AFTER,
+        chats: Chats | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
+        #: Retires chats under Trellis's open-chat cap (deleting them through ``trellis``).
+        self.chats = chats or Chats(store, trellis if isinstance(trellis, ChatDeleter) else None)
         self.slack = slack
         self.trellis = trellis
         self.store = store
@@ -189,6 +193,10 @@ class TurnRunner:
             return Status.FAILED
         self.metrics.observe_first_sign(time.monotonic() - active.started)
         status_ts = view.ts
+        if await self.store.conversation_retired(
+            ask.team_id, ask.channel_id, ask.thread_ts, ask.question.owner_id
+        ):
+            await self._say_retired(ask, poster)
         await poster.record(PostKind.STATUS, ts=status_ts)
         if not await self.store.update_question(
             ask.channel_id, ask.question_ts, status=Status.ANSWERING
@@ -285,6 +293,12 @@ class TurnRunner:
         await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
         return outcome
 
+    async def _say_retired(self, ask: Ask, poster: ThreadPoster) -> None:
+        """One line in the thread: its earlier chat is gone, so this answer starts afresh."""
+        ts = await self.slack.post(ask.channel_id, ask.thread_ts, blocks.note(RETIRED_FOLLOW_UP))
+        if ts is not None:
+            await poster.record(PostKind.NOTE, ts=ts)
+
     async def perform_now(self, active: ActiveTurn, effects: tuple[lifecycle.Effect, ...]) -> None:
         """The effects that take place at once, wherever the event came from."""
         for effect in effects:
@@ -348,17 +362,18 @@ class TurnRunner:
         """Save the thread's Trellis chat (and the question's Trellis id) for what comes next."""
         add_log_context(chat=event.chat_id)
         if conversation is None or conversation.chat_id != event.chat_id:
-            await self.store.save_conversation(
-                Conversation(
-                    team_id=ask.team_id,
-                    channel_id=ask.channel_id,
-                    thread_ts=ask.thread_ts,
-                    owner_id=ask.question.owner_id,
-                    chat_id=event.chat_id,
-                    integration_id=request.integration_id,
-                    model=request.model,
-                )
+            conversation = Conversation(
+                team_id=ask.team_id,
+                channel_id=ask.channel_id,
+                thread_ts=ask.thread_ts,
+                owner_id=ask.question.owner_id,
+                chat_id=event.chat_id,
+                integration_id=request.integration_id,
+                model=request.model,
             )
+            await self.store.save_conversation(conversation)
+        # Used now (the least recently used chats are retired first); live again if retired.
+        await self.store.touch_conversation(conversation)
         if event.user_message_id:
             await self.store.update_question(
                 ask.channel_id, ask.question_ts, trellis_message_id=event.user_message_id

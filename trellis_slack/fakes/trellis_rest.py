@@ -1,8 +1,10 @@
-"""The fake Trellis's REST API (v-current): authenticate, chats, feedback, models, integrations."""
+"""The fake Trellis's REST API (v-current): authenticate, chats (cap, limit), feedback, models."""
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from trellis_slack.fakes.trellis_state import TrellisState, new_id, opt_str
+from trellis_slack.fakes.trellis_state import TrellisState, new_id, opt_str, prune
 
 #: The ratings ``PATCH /v1/chats/messages/{id}/feedback`` takes.
 RATINGS = frozenset({"positive", "negative"})
@@ -37,6 +39,7 @@ class _Routes:
             app.router.add_get("/v1/models", self._models)
             app.router.add_get("/v1/integrations", self._integrations)
             app.router.add_get("/v1/chats/{chat_id}", self._get_chat)
+            app.router.add_delete("/v1/chats/{chat_id}", self._delete_chat)
             app.router.add_patch("/v1/chats/messages/{message_id}/feedback", self._feedback)
         return app
 
@@ -106,7 +109,12 @@ class _Routes:
         body = await self._json_body(request)
         if body is None:
             return web.json_response({"detail": "body must be a JSON object"}, status=422)
+        limited = self._creation_limited(request)
+        if limited is not None:
+            return limited
         if len(self.state.open_chats(sub)) >= self.state.max_open_chats:
+            self.state.cap_refusals[sub] = self.state.cap_refusals.get(sub, 0) + 1
+            self.state.changed()
             return web.json_response(
                 {"detail": "Too many open chats", "code": "OPEN_CHAT_CAP"}, status=409
             )
@@ -121,6 +129,41 @@ class _Routes:
                 "created_at": datetime.now(UTC).isoformat(),
             }
         )
+
+    def _creation_limited(self, request: web.Request) -> web.Response | None:
+        """``429`` with ``Retry-After`` past the chat-creation limit per token (if enforced)."""
+        state = self.state
+        if not state.enforce_rate_limits:
+            return None
+        count, window = state.chat_create_limit
+        token = request.headers.get("Authorization", "")
+        times = state.token_creations.setdefault(token, deque())
+        now = time.monotonic()
+        prune(times, now, window)
+        if len(times) >= count:
+            wait = times[0] + window - now
+            return web.json_response(
+                {"detail": "Too many chats created; slow down", "code": "RATE_LIMIT"},
+                status=429,
+                headers={"Retry-After": f"{max(1, math.ceil(wait))}"},
+            )
+        times.append(now)
+        return None
+
+    async def _delete_chat(self, request: web.Request) -> web.Response:
+        """Delete one of the caller's chats (it stops counting toward the open-chat cap)."""
+        sub = self._bearer_sub(request)
+        if sub is None:
+            return self._unauthorized()
+        chat_id = request.match_info["chat_id"]
+        if self.state.owned_chat(chat_id, sub) is None:
+            return web.json_response(
+                {"detail": "Chat not found", "code": "CHAT_NOT_FOUND"}, status=404
+            )
+        del self.state.chats[chat_id]
+        self.state.deleted_chats.append((sub, chat_id))
+        self.state.changed()
+        return web.json_response({"id": chat_id, "deleted": True})
 
     async def _models(self, request: web.Request) -> web.Response:
         if self._bearer_sub(request) is None:

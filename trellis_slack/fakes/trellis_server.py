@@ -73,6 +73,11 @@ class FakeTrellis(TrellisState):
     (interrupt with nothing streaming), ``WS_CONNECTION_CAP`` (before close 4429), and
     ``AGENT_ERROR`` (the default for a scripted :meth:`Step.error`).
 
+    REST chats (v-current): ``POST /v1/chats/create`` answers ``409 OPEN_CHAT_CAP`` once the
+    member has ``max_open_chats`` chats (counted in ``cap_refusals``) and, with
+    ``enforce_rate_limits``, ``429`` past ``chat_create_limit`` per token; ``DELETE
+    /v1/chats/{id}`` deletes one of the caller's chats (kept in ``deleted_chats``; 404 if not).
+
     REST feedback (v-current; the seed has no REST, so 404): ``PATCH
     /v1/chats/messages/{id}/feedback`` rates an assistant message of the caller's own chats;
     every request is kept in ``feedback_requests``, the ratings in each chat's ``feedback``.
@@ -99,6 +104,8 @@ class FakeTrellis(TrellisState):
         token_ttl: float = 6 * 3600,
         heartbeat_interval: float = 15.0,
         max_open_chats: int = 500,
+        chat_create_limit: tuple[int, float] = (20, 60.0),
+        refuse_past_cap: bool = False,
     ) -> None:
         super().__init__(
             version=version,
@@ -112,6 +119,8 @@ class FakeTrellis(TrellisState):
             token_ttl=token_ttl,
             heartbeat_interval=heartbeat_interval,
             max_open_chats=max_open_chats,
+            chat_create_limit=chat_create_limit,
+            refuse_past_cap=refuse_past_cap,
         )
         self.ws_url = ""
         self.api_url = ""

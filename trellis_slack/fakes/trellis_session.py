@@ -203,6 +203,9 @@ class SocketServer:
 
     def _error_data(self, problem: Problem) -> dict[str, Any]:
         if self.state.version == "seed":
+            # The seed's errors are bare text; a cap refusal (when made to refuse) names its code.
+            if problem.code == "OPEN_CHAT_CAP":
+                return {"error": problem.text, "code": problem.code}
             return {"error": problem.text}
         return {
             "error": problem.text,
@@ -275,6 +278,9 @@ class SocketServer:
             return problem
         if chat is None:
             open_chats = state.open_chats(conn.sub)
+            if state.refuse_past_cap and len(open_chats) >= state.max_open_chats:
+                state.cap_refusals[conn.sub] = state.cap_refusals.get(conn.sub, 0) + 1
+                return Problem("Too many open chats", "OPEN_CHAT_CAP")
             for old in open_chats[: max(0, len(open_chats) - state.max_open_chats + 1)]:
                 del state.chats[old.id]
             title = opt_str(frame.get("title")) or text.strip()[:60]

@@ -169,6 +169,8 @@ class TrellisState:
         token_ttl: float = 6 * 3600,
         heartbeat_interval: float = 15.0,
         max_open_chats: int = 500,
+        chat_create_limit: tuple[int, float] = (20, 60.0),
+        refuse_past_cap: bool = False,
     ) -> None:
         self.version: Version = version
         self.responder: Responder = responder if responder is not None else echo
@@ -189,6 +191,11 @@ class TrellisState:
         self.token_ttl = token_ttl
         self.heartbeat_interval = heartbeat_interval
         self.max_open_chats = max_open_chats
+        #: With ``enforce_rate_limits``: at most this many chats created per token per window (s).
+        self.chat_create_limit = chat_create_limit
+        #: A chat started by ``send_message`` past the cap: refused (``OPEN_CHAT_CAP``) when
+        #: True, else the member's oldest chats are dropped silently (the seed's documented way).
+        self.refuse_past_cap = refuse_past_cap
         self.organization_id = new_id("org")
         self._secret = secrets.token_hex(32)
 
@@ -209,6 +216,12 @@ class TrellisState:
         self.injections: deque[tuple[str, ...]] = deque()
         #: send_message times per token, for the rate limits.
         self.token_sends: dict[str, deque[float]] = {}
+        #: Chat creations (REST) per token, for the creation limit.
+        self.token_creations: dict[str, deque[float]] = {}
+        #: Every chat deleted with ``DELETE /v1/chats/{id}``: (token sub, chat id).
+        self.deleted_chats: list[tuple[str, str]] = []
+        #: Chat creations refused with ``409 OPEN_CHAT_CAP``, per token sub.
+        self.cap_refusals: dict[str, int] = {}
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     # ---------------------------------------------------------------- tokens

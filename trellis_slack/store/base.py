@@ -6,6 +6,7 @@ Protocol; whatever the glue keeps in memory is only a cache of it. `SqliteStore`
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 from trellis_slack.bot.lifecycle_status import Status
@@ -116,3 +117,26 @@ class Store(Protocol):
         self, channel_id: str, question_ts: str, user_id: str, rating: str | None
     ) -> str | None:
         """Set the person's vote on the answer (None removes it); return their previous vote."""
+
+    # Chat upkeep: when each thread's chat was last used, and retiring chats (open-chat cap).
+    async def touch_conversation(self, conversation: Conversation) -> None:
+        """Note that the conversation's chat is used now (it is live again if it was retired)."""
+
+    async def conversation_retired(
+        self, team_id: str, channel_id: str, thread_ts: str, owner_id: str = ""
+    ) -> bool:
+        """Whether the thread's chat (for that owner) was retired: Trellis no longer has it."""
+
+    async def question_chat_retired(self, channel_id: str, ts: str) -> bool:
+        """Whether the chat the question was asked in was retired."""
+
+    async def least_recently_used(
+        self, owner_id: str, limit: int, *, exclude: Collection[str] = ()
+    ) -> list[Conversation]:
+        """Up to ``limit`` live conversations of ``owner_id``, least recently used first."""
+
+    async def idle_conversations(self, older_than_days: float) -> list[Conversation]:
+        """Every live conversation not used for ``older_than_days``, least recently used first."""
+
+    async def retire_conversation(self, conversation: Conversation) -> bool:
+        """Mark the conversation (if it still has that chat) and its questions retired."""

@@ -145,11 +145,26 @@ def _migration_4_feedback(db: Database) -> None:
     )
 
 
+def _migration_5_chat_upkeep(db: Database) -> None:
+    """When each thread's chat was last used, and when it was retired (deleted in Trellis)."""
+    conversations, questions = db.table("conversations"), db.table("questions")
+    for table, column in (
+        (conversations, "used_at"),
+        (conversations, "retired_at"),
+        (questions, "chat_retired_at"),
+    ):
+        if column not in table.columns_dict:  # a file rewound by hand may have them already
+            table.add_column(column, float)
+    db.execute("UPDATE conversations SET used_at = updated_at WHERE used_at IS NULL")
+    conversations.create_index(["owner_id", "retired_at", "used_at"], if_not_exists=True)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1_initial,
     _migration_2_greeted_users,
     _migration_3_thread_turns,
     _migration_4_feedback,
+    _migration_5_chat_upkeep,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from trellis_slack.errors import (
     TrellisAPIError,
     TrellisConnectionLost,
     TrellisMalformedAnswer,
+    TrellisRateLimited,
     TrellisTimeout,
 )
 from trellis_slack.trellis import protocol
@@ -27,7 +28,7 @@ from trellis_slack.trellis.connection import (
     Lost,
     Sink,
 )
-from trellis_slack.trellis.pacing import Backoff
+from trellis_slack.trellis.pacing import CHAT_CREATE_LIMITS, Backoff, SendPacer
 from trellis_slack.trellis.pool import Pools
 from trellis_slack.trellis.protocol import ErrorEvent, MalformedFinal, Pong, TrellisEvent
 from trellis_slack.trellis.rest import TrellisRest
@@ -67,6 +68,7 @@ class TrellisClient:
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen, so one shared default is safe
         pace: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        chat_create_limits: Sequence[tuple[int, float]] = CHAT_CREATE_LIMITS,
     ) -> None:
         self._background = Background()
         connector = Connector(
@@ -86,7 +88,13 @@ class TrellisClient:
             sleep=sleep,
         )
         self._host = _TurnHost(
-            self._pools, tokens, rest, turn_timeout=turn_timeout, backoff=backoff, sleep=sleep
+            self._pools,
+            tokens,
+            rest,
+            turn_timeout=turn_timeout,
+            backoff=backoff,
+            sleep=sleep,
+            chat_create_limits=chat_create_limits if pace else (),
         )
         self._connect_timeout = connect_timeout
         #: At most this many sockets per token.
@@ -132,6 +140,13 @@ class TrellisClient:
         await self._host.exchange(identity, frame, done, self.turn_timeout)
         logger.info("deleted Trellis message %s", message_id)
 
+    async def delete_chat(self, chat_id: str, *, identity: str | None = None) -> bool:
+        """Delete a chat in Trellis (REST) as ``identity``; False when Trellis does not have it.
+
+        Without a REST API (v-seed) there is nothing to delete with: False.
+        """
+        return await self._host.delete_chat(identity, chat_id)
+
     async def check(self, *, identity: str | None = None) -> None:
         """Open (or reuse) an authenticated socket and ping it; raises when Trellis is unusable."""
         await self._host.exchange(
@@ -166,6 +181,7 @@ class _TurnHost:
         turn_timeout: float,
         backoff: Backoff,
         sleep: Callable[[float], Awaitable[None]],
+        chat_create_limits: Sequence[tuple[int, float]] = CHAT_CREATE_LIMITS,
     ) -> None:
         self._pools = pools
         self._tokens = tokens
@@ -174,6 +190,9 @@ class _TurnHost:
         self.backoff = backoff
         self._sleep = sleep
         self._chat_create_missing = False
+        self._create_limits = tuple(chat_create_limits)
+        #: One chat-creation pacer per identity (one token each; None: the shared token).
+        self._create_pacers: dict[str | None, SendPacer] = {}
 
     def __repr__(self) -> str:
         return f"<Trellis turn host {self._pools!r}>"
@@ -187,8 +206,15 @@ class _TurnHost:
     async def pace(self, conn: Connection) -> None:
         await self._pools.pace(conn)
 
-    async def create_chat(self, identity: str | None, request: SendMessage) -> str | None:
-        """Create the chat over REST first (v-current); None where chats start with a message."""
+    async def create_chat(
+        self, identity: str | None, request: SendMessage, *, on_wait: OnQueued | None = None
+    ) -> str | None:
+        """Create the chat over REST first (v-current); None where chats start with a message.
+
+        Creation is paced within Trellis's limit per token (``on_wait`` runs first when it must
+        wait), and a ``429`` is waited out and tried again, up to ``backoff.max_attempts`` times.
+        A refusal for the open-chat cap raises `TrellisAPIError` with ``code`` ``OPEN_CHAT_CAP``.
+        """
         rest = self._rest
         if rest is None or self._chat_create_missing:
             return None
@@ -198,10 +224,53 @@ class _TurnHost:
                 token, title=request.title, integration_id=request.integration_id
             )
 
-        chat_id = await with_token(self._tokens, identity, create)
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._pace_creation(identity, on_wait)
+            try:
+                chat_id = await with_token(self._tokens, identity, create)
+            except TrellisRateLimited as exc:
+                if attempt >= self.backoff.max_attempts:
+                    raise
+                delay = exc.retry_after
+                if delay is None:
+                    delay = self.backoff.delay(attempt)
+                logger.info("chat creation rate limited; trying again in %.2f s", delay)
+                if on_wait is not None:
+                    await on_wait()
+                await self._sleep(delay)
+                continue
+            break
         if chat_id is None:
             self._chat_create_missing = True
         return chat_id
+
+    async def _pace_creation(self, identity: str | None, on_wait: OnQueued | None) -> None:
+        if not self._create_limits:
+            return
+        pacer = self._create_pacers.get(identity)
+        if pacer is None:
+            pacer = self._create_pacers[identity] = SendPacer(self._create_limits)
+        wait = pacer.reserve()
+        if wait > 0:
+            logger.info("chat creation paced: waiting %.2f s", wait)
+            if on_wait is not None:
+                await on_wait()
+            await self._sleep(wait)
+
+    async def delete_chat(self, identity: str | None, chat_id: str) -> bool:
+        """Delete ``chat_id`` over REST as ``identity``; False when gone or there is no REST."""
+        rest = self._rest
+        if rest is None:
+            return False
+
+        async def delete(token: str) -> bool:
+            return await rest.delete_chat(token, chat_id)
+
+        deleted = await with_token(self._tokens, identity, delete)
+        logger.info("deleted Trellis chat %s" if deleted else "Trellis chat %s was gone", chat_id)
+        return deleted
 
     async def send(
         self,

@@ -8,10 +8,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SOCKET_SEND_LIMITS", "Backoff", "SendPacer"]
+__all__ = ["CHAT_CREATE_LIMITS", "SOCKET_SEND_LIMITS", "Backoff", "SendPacer"]
 
 #: Trellis's per-socket send_message limits, (most sends, window in s): 3 per 10 s, 10 a minute.
 SOCKET_SEND_LIMITS: tuple[tuple[int, float], ...] = ((3, 10.0), (10, 60.0))
+
+#: Trellis's chat-creation limit per token, (most chats, window in s): 20 a minute.
+CHAT_CREATE_LIMITS: tuple[tuple[int, float], ...] = ((20, 60.0),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class Backoff:
 
 
 class SendPacer:
-    """Schedules send_message on one socket so it stays within every (count, window) limit.
+    """Schedules requests (send_message on a socket, chat creation for a token) within limits.
 
     :meth:`reserve` books the earliest allowed slot and returns how long to wait for it. The slot
     is recorded at its booked time, so a caller whose sleep returns early (a test) still moves on.

@@ -21,13 +21,25 @@ from trellis_slack.errors import (
     TrellisUnavailable,
 )
 
-__all__ = ["RATINGS", "Integration", "MintedToken", "Model", "ModelList", "Rating", "TrellisRest"]
+__all__ = [
+    "OPEN_CHAT_CAP",
+    "RATINGS",
+    "Integration",
+    "MintedToken",
+    "Model",
+    "ModelList",
+    "Rating",
+    "TrellisRest",
+]
 
 logger = logging.getLogger(__name__)
 
 #: A rating of an answer, as Trellis's feedback endpoint takes it.
 Rating = Literal["positive", "negative"]
 RATINGS: Final[frozenset[str]] = frozenset({"positive", "negative"})
+
+#: The code of Trellis's refusal to open another chat for a member (``409`` on chat creation).
+OPEN_CHAT_CAP: Final = "OPEN_CHAT_CAP"
 
 #: Longest ``detail`` text copied from an error answer into an exception message.
 _MAX_DETAIL = 300
@@ -115,6 +127,16 @@ class TrellisRest:
         if not isinstance(chat_id, str) or not chat_id:
             raise TrellisProtocolError("Trellis's chat-create answer has no id")
         return chat_id
+
+    async def delete_chat(self, token: str, chat_id: str) -> bool:
+        """Delete a chat (``DELETE /v1/chats/{id}``) so it no longer counts toward the open-chat cap.
+
+        False when Trellis does not have it (already deleted, or a Trellis without the endpoint);
+        other refusals raise as every call here does.
+        """
+        path = f"/v1/chats/{quote(chat_id, safe='')}"
+        body = await self._call("DELETE", path, token=token, missing_ok=True, body_optional=True)
+        return body is not _MISSING
 
     async def feedback(
         self, token: str, message_id: str, rating: Rating, *, note: str | None = None

@@ -68,8 +68,17 @@ class TurnHost(Protocol):
     def check_open(self) -> None:
         """Raise ``TrellisUnavailable`` once the client is shut down."""
 
-    async def create_chat(self, identity: str | None, request: SendMessage) -> str | None:
-        """A new chat for ``request`` (REST), or None where a chat starts with its first message."""
+    async def create_chat(
+        self,
+        identity: str | None,
+        request: SendMessage,
+        *,
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> str | None:
+        """A new chat for ``request`` (REST), or None where a chat starts with its first message.
+
+        ``on_wait`` runs when creation must wait for Trellis's chat-creation limit.
+        """
 
     async def send(
         self,
@@ -115,8 +124,11 @@ class Turn:
         self.chat_id: str | None = request.chat_id if isinstance(request, SendMessage) else None
         #: The persisted id of the question in Trellis, from ``chat_metadata``.
         self.user_message_id: str | None = None
-        #: True once the request had to wait for a free socket.
+        #: True once the request had to wait (for a free socket, or to create its chat).
         self.queued = False
+        #: What it waits for, while ``on_queued`` runs: ``"connection"`` or ``"chat"``.
+        self.waiting_for = "connection"
+        self._announced: set[str] = set()
         self._host = host
         self._request = request
         self._identity = identity
@@ -209,7 +221,9 @@ class Turn:
         try:
             if isinstance(request, SendMessage):
                 if self.chat_id is None:
-                    self.chat_id = await self._host.create_chat(self._identity, request)
+                    self.chat_id = await self._host.create_chat(
+                        self._identity, request, on_wait=self._chat_queued
+                    )
                 self._frame = protocol.send_message(
                     request.text,
                     chat_id=self.chat_id,
@@ -237,11 +251,22 @@ class Turn:
         self._deadline = asyncio.get_running_loop().time() + self._host.turn_timeout
         logger.info("chat %s: request sent on socket #%d", self.chat_id, self._conn.number)
 
+    async def _chat_queued(self) -> None:
+        logger.info("a new chat waits for Trellis's chat-creation limit; queued")
+        await self._announce("chat")
+
     async def _queued(self) -> None:
-        if self.queued:
+        if "connection" not in self._announced:
+            logger.info("chat %s: every Trellis socket is busy; queued", self.chat_id)
+        await self._announce("connection")
+
+    async def _announce(self, reason: str) -> None:
+        """Run ``on_queued`` once for each thing the request waits for."""
+        if reason in self._announced:
             return
+        self._announced.add(reason)
         self.queued = True
-        logger.info("chat %s: every Trellis socket is busy; queued", self.chat_id)
+        self.waiting_for = reason
         if self._on_queued is not None:
             try:
                 await self._on_queued()
