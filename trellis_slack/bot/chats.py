@@ -70,6 +70,8 @@ class Chats:
         self.deleter = deleter
         #: How many chats one cap refusal retires (a few at once, so the next threads need none).
         self.batch = max(1, batch)
+        #: One retirement at a time per owner, so two refusals at once do not pick the same chats.
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def __repr__(self) -> str:
         return f"<Chats batch={self.batch}>"
@@ -83,11 +85,12 @@ class Chats:
         asker's Slack id in per-user mode. ``busy``: chats answering right now, never retired.
         Returns how many were retired (0: nothing could be, so the refusal stands).
         """
-        candidates = await self.store.least_recently_used(owner_id, self.batch, exclude=busy)
-        retired = 0
-        for conversation in candidates:
-            if await self.retire(conversation, identity):
-                retired += 1
+        async with self._locks.setdefault(owner_id, asyncio.Lock()):
+            candidates = await self.store.least_recently_used(owner_id, self.batch, exclude=busy)
+            retired = 0
+            for conversation in candidates:
+                if await self.retire(conversation, identity):
+                    retired += 1
         log.info("open-chat cap: retired %d of %d chats", retired, len(candidates))
         return retired
 
