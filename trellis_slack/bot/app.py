@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.bridge import Bridge
+from trellis_slack.bot.chats import keep_retiring
 from trellis_slack.bot.commands import Commands
 from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
@@ -140,6 +141,13 @@ class Bot:
         )
         self.bridge = bridge
         stack.push_async_callback(lambda: bridge.shutdown(self._grace))
+        if settings.chat_retention_days is not None:
+            # Idle chats are retired ahead of Trellis's open-chat cap: at start-up, then daily.
+            self._background(
+                keep_retiring(
+                    bridge.runner.chats, settings.chat_retention_days, bridge.queue.identity_of
+                )
+            )
 
         listeners = Listeners(
             bridge=bridge,
