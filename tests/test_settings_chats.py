@@ -24,3 +24,9 @@ def test_a_retention_that_is_no_positive_number_is_reported(value: str) -> None:
     """Zero, negative, infinite or non-numeric days are a configuration problem, named."""
     with pytest.raises(ConfigError, match="TRELLIS_CHAT_RETENTION_DAYS"):
         load(base_env(TRELLIS_CHAT_RETENTION_DAYS=value))
+
+
+def test_chats_per_minute_defaults_to_trellis_limit() -> None:
+    """New chats are paced at Trellis's 20 a minute unless TRELLIS_CHATS_PER_MINUTE says otherwise."""
+    assert load(base_env()).chats_per_minute == 20
+    assert load(base_env(TRELLIS_CHATS_PER_MINUTE="60")).chats_per_minute == 60

@@ -42,6 +42,7 @@ VARIABLES: dict[str, str] = {
     "ALLOW_EXTERNAL_USERS": "`true` to answer users from other workspaces (Slack Connect). Default `false`.",
     "TRELLIS_TURN_TIMEOUT": "Seconds without any event from Trellis before an answer is given up. Default `300`.",
     "TRELLIS_IDLE_TIMEOUT": "Seconds an idle Trellis connection is kept open. Default `120`.",
+    "TRELLIS_CHATS_PER_MINUTE": "New Trellis chats the bot starts per minute per token (the current API allows 20); questions beyond it wait, and say so. Default `20`.",
     "TRELLIS_MAX_CONNECTIONS": "Trellis connections per token (the current API allows 3). Default `3`.",
     "TRELLIS_CHAT_RETENTION_DAYS": "Days a thread's Trellis chat may stay unused before it is deleted in Trellis (checked at start-up and daily; a follow-up there then starts afresh). Chats are also retired, least recently used first, when Trellis's open-chat cap is reached. Default: off.",
     "TRELLIS_ADMIN_USERS": "Comma-separated Slack user ids who may change a channel's integration and model with `/trellis` (workspace admins always may).",
@@ -93,6 +94,7 @@ class Settings:
     turn_timeout: float = 300.0
     idle_timeout: float = 120.0
     max_connections: int = 3
+    chats_per_minute: int = 20
     #: Days a chat may stay unused before it is retired (deleted in Trellis); None: never.
     chat_retention_days: float | None = None
     #: Slack user ids who may change channel settings (besides workspace admins); None: nobody else.
@@ -167,6 +169,7 @@ class Settings:
             turn_timeout=reader.number("TRELLIS_TURN_TIMEOUT", 300.0),
             idle_timeout=reader.number("TRELLIS_IDLE_TIMEOUT", 120.0),
             max_connections=int(reader.number("TRELLIS_MAX_CONNECTIONS", 3, integer=True)),
+            chats_per_minute=int(reader.number("TRELLIS_CHATS_PER_MINUTE", 20, integer=True)),
             chat_retention_days=reader.days("TRELLIS_CHAT_RETENTION_DAYS"),
             admin_users=reader.id_list("TRELLIS_ADMIN_USERS"),
             health_port=reader.port("HEALTH_PORT"),

@@ -132,6 +132,7 @@ class Bot:
             turn_timeout=settings.turn_timeout,
             backoff=self._backoff,
             pace=self._pace,
+            chat_create_limits=((settings.chats_per_minute, 60.0),),
         )
         stack.push_async_callback(trellis.aclose)
 
