@@ -1,4 +1,4 @@
-"""The fake Trellis's REST API (v-current): authenticate, chats (cap, limit), feedback, models."""
+"""The fake Trellis's REST API (v-current): authenticate, chats (cap, limit), uploads, feedback."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 
-from trellis_slack.fakes.trellis_state import TrellisState, new_id, opt_str, prune
+from trellis_slack.fakes.trellis_state import (
+    UPLOAD_TYPES,
+    FakeUpload,
+    TrellisState,
+    new_id,
+    opt_str,
+    prune,
+)
 
 #: The ratings ``PATCH /v1/chats/messages/{id}/feedback`` takes.
 RATINGS = frozenset({"positive", "negative"})
@@ -38,6 +45,7 @@ class _Routes:
             app.router.add_post("/v1/chats/create", self._create_chat)
             app.router.add_get("/v1/models", self._models)
             app.router.add_get("/v1/integrations", self._integrations)
+            app.router.add_post("/v1/chats/uploads", self._upload)
             app.router.add_get("/v1/chats/{chat_id}", self._get_chat)
             app.router.add_delete("/v1/chats/{chat_id}", self._delete_chat)
             app.router.add_patch("/v1/chats/messages/{message_id}/feedback", self._feedback)
@@ -144,6 +152,100 @@ class _Routes:
             wait = times[0] + window - now
             return web.json_response(
                 {"detail": "Too many chats created; slow down", "code": "RATE_LIMIT"},
+                status=429,
+                headers={"Retry-After": f"{max(1, math.ceil(wait))}"},
+            )
+        times.append(now)
+        return None
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """Files into one of the caller's chats: multipart ``files`` (repeated) and ``chat_id``.
+
+        400 ``MISSING_CHAT_ID`` without a chat id, 404 ``CHAT_NOT_FOUND`` for a chat the caller
+        does not have, 400 ``TOO_MANY_FILES`` past ``max_upload_files`` (or ``NO_FILES``), 413
+        ``FILE_TOO_LARGE`` past ``max_upload_bytes``, 415 ``UNSUPPORTED_FILE_TYPE``; with
+        ``enforce_rate_limits``, 429 with ``Retry-After`` past ``upload_limit`` per token.
+        Nothing is stored unless every file is accepted.
+        """
+        state = self.state
+        sub = self._bearer_sub(request)
+        if sub is None:
+            return self._unauthorized()
+        limited = self._uploads_limited(request)
+        if limited is not None:
+            return self._refuse_upload(sub, limited, "RATE_LIMIT")
+        chat_id: str | None = None
+        files: list[tuple[str, str, bytes]] = []
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError):
+            return self._upload_error(sub, 400, "INVALID_REQUEST", "multipart/form-data expected")
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "chat_id":
+                chat_id = (await part.text()).strip() or None
+                continue
+            if part.name != "files":
+                await part.release()
+                continue
+            if len(files) >= state.max_upload_files:
+                return self._upload_error(
+                    sub, 400, "TOO_MANY_FILES", f"At most {state.max_upload_files} files a request"
+                )
+            name = part.filename or "upload"
+            mime = part.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+            content = bytearray()
+            while chunk := await part.read_chunk():
+                content += chunk
+                if len(content) > state.max_upload_bytes:
+                    return self._upload_error(
+                        sub, 413, "FILE_TOO_LARGE", f"{name} is larger than the limit per file"
+                    )
+            if mime.strip().lower() not in UPLOAD_TYPES:
+                return self._upload_error(
+                    sub, 415, "UNSUPPORTED_FILE_TYPE", f"{name}: {mime} is not supported"
+                )
+            files.append((name, mime.strip().lower(), bytes(content)))
+        if chat_id is None:
+            return self._upload_error(sub, 400, "MISSING_CHAT_ID", "chat_id is required")
+        if state.owned_chat(chat_id, sub) is None:
+            return self._upload_error(sub, 404, "CHAT_NOT_FOUND", "Chat not found")
+        if not files:
+            return self._upload_error(sub, 400, "NO_FILES", "At least one file is required")
+        uploads = [
+            FakeUpload(new_id("upl"), chat_id, sub, name, mime, content)
+            for name, mime, content in files
+        ]
+        for upload in uploads:
+            state.uploads[upload.id] = upload
+        state.changed()
+        return web.json_response(
+            {"chat_id": chat_id, "uploads": [upload.as_json() for upload in uploads]}
+        )
+
+    def _upload_error(self, sub: str, status: int, code: str, detail: str) -> web.Response:
+        response = web.json_response({"detail": detail, "code": code}, status=status)
+        return self._refuse_upload(sub, response, code)
+
+    def _refuse_upload(self, sub: str, response: web.Response, code: str) -> web.Response:
+        self.state.upload_refusals.append((sub, response.status, code))
+        self.state.changed()
+        return response
+
+    def _uploads_limited(self, request: web.Request) -> web.Response | None:
+        """``429`` with ``Retry-After`` past the uploads limit per token (if enforced)."""
+        state = self.state
+        if not state.enforce_rate_limits:
+            return None
+        count, window = state.upload_limit
+        times = state.token_uploads.setdefault(request.headers.get("Authorization", ""), deque())
+        now = time.monotonic()
+        prune(times, now, window)
+        if len(times) >= count:
+            wait = times[0] + window - now
+            return web.json_response(
+                {"detail": "Too many uploads; slow down", "code": "RATE_LIMIT"},
                 status=429,
                 headers={"Retry-After": f"{max(1, math.ceil(wait))}"},
             )

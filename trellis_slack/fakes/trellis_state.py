@@ -18,8 +18,10 @@ from trellis_slack.fakes.trellis_script import Responder, echo
 __all__ = [
     "DEFAULT_INTEGRATIONS",
     "DEFAULT_MODELS",
+    "UPLOAD_TYPES",
     "FakeChat",
     "FakeMessage",
+    "FakeUpload",
     "Problem",
     "Received",
     "TrellisState",
@@ -54,6 +56,17 @@ DEFAULT_INTEGRATIONS: Final[tuple[dict[str, str], ...]] = (
         "display_name": "Demo warehouse",
         "type": "postgres",
     },
+)
+
+#: The MIME types ``POST /v1/chats/uploads`` takes: PDF, CSV, XLSX, PNG, JPEG.
+UPLOAD_TYPES: Final = frozenset(
+    {
+        "application/pdf",
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "image/png",
+        "image/jpeg",
+    }
 )
 
 # (window in seconds, most send_message allowed in it) per socket, and per token.
@@ -118,6 +131,29 @@ class FakeChat:
 
 
 @dataclass(frozen=True, slots=True)
+class FakeUpload:
+    """A file uploaded into a chat (``POST /v1/chats/uploads``), kept in memory."""
+
+    id: str
+    chat_id: str
+    owner: str
+    filename: str
+    mime_type: str
+    content: bytes
+
+    def as_json(self) -> dict[str, Any]:
+        """The upload as the uploads answer lists it."""
+        kind = "image" if self.mime_type.startswith("image/") else "document"
+        return {
+            "id": self.id,
+            "filename": self.filename,
+            "mime_type": self.mime_type,
+            "file_size": len(self.content),
+            "upload_type": kind,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Received:
     """One frame a client sent: the parsed JSON object, or the raw text when it was not one."""
 
@@ -171,6 +207,9 @@ class TrellisState:
         max_open_chats: int = 500,
         chat_create_limit: tuple[int, float] = (20, 60.0),
         refuse_past_cap: bool = False,
+        max_upload_files: int = 5,
+        max_upload_bytes: int = 30 * 1024 * 1024,
+        upload_limit: tuple[int, float] = (30, 60.0),
     ) -> None:
         self.version: Version = version
         self.responder: Responder = responder if responder is not None else echo
@@ -196,6 +235,11 @@ class TrellisState:
         #: A chat started by ``send_message`` past the cap: refused (``OPEN_CHAT_CAP``) when
         #: True, else the member's oldest chats are dropped silently (the seed's documented way).
         self.refuse_past_cap = refuse_past_cap
+        #: Uploads: most files a request, largest file, and (with ``enforce_rate_limits``) most
+        #: requests per token per window (s).
+        self.max_upload_files = max_upload_files
+        self.max_upload_bytes = max_upload_bytes
+        self.upload_limit = upload_limit
         self.organization_id = new_id("org")
         self._secret = secrets.token_hex(32)
 
@@ -220,6 +264,12 @@ class TrellisState:
         self.token_creations: dict[str, deque[float]] = {}
         #: Every chat deleted with ``DELETE /v1/chats/{id}``: (token sub, chat id).
         self.deleted_chats: list[tuple[str, str]] = []
+        #: Every file uploaded, by upload id.
+        self.uploads: dict[str, FakeUpload] = {}
+        #: Upload requests per token, for the uploads limit.
+        self.token_uploads: dict[str, deque[float]] = {}
+        #: Upload requests refused (any reason): (token sub, HTTP status, code).
+        self.upload_refusals: list[tuple[str | None, int, str]] = []
         #: Chat creations refused with ``409 OPEN_CHAT_CAP``, per token sub.
         self.cap_refusals: dict[str, int] = {}
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
@@ -327,4 +377,19 @@ class TrellisState:
     def datasource_problem(self, integration_id: str | None) -> Problem | None:
         if self.require_integration and integration_id is None:
             return Problem("No datasource connected", "NO_DATASOURCE")
+        return None
+
+    def upload_problem(self, chat: FakeChat, upload_ids: object) -> Problem | None:
+        """Why ``send_message``'s ``upload_ids`` cannot be attached in ``chat`` (None: they can).
+
+        Each id must name an upload made into that very chat.
+        """
+        if upload_ids is None:
+            return None
+        if not isinstance(upload_ids, list) or not all(isinstance(i, str) for i in upload_ids):
+            return Problem("upload_ids must be a list of upload ids", "INVALID_REQUEST")
+        for upload_id in upload_ids:
+            upload = self.uploads.get(upload_id)
+            if upload is None or upload.chat_id != chat.id:
+                return Problem(f"Upload not found in this chat: {upload_id}", "UPLOAD_NOT_FOUND")
         return None

@@ -1,10 +1,11 @@
-"""Trellis REST calls the bridge needs: tokens, chats, ratings of answers, models, integrations."""
+"""Trellis REST calls the bridge needs: tokens, chats, uploads, ratings, models, integrations."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,6 +21,7 @@ from trellis_slack.errors import (
     TrellisRateLimited,
     TrellisUnavailable,
 )
+from trellis_slack.trellis.uploads import FileToUpload, Uploaded, parse_upload
 
 __all__ = [
     "OPEN_CHAT_CAP",
@@ -138,6 +140,32 @@ class TrellisRest:
         body = await self._call("DELETE", path, token=token, missing_ok=True, body_optional=True)
         return body is not _MISSING
 
+    async def upload(
+        self, token: str, chat_id: str, files: Sequence[FileToUpload]
+    ) -> tuple[Uploaded, ...]:
+        """Upload files into a chat (``POST /v1/chats/uploads``, multipart) as its member.
+
+        The caller keeps within Trellis's limits (`trellis.uploads`); a refusal raises as every call here does (`TrellisAPIError` with
+        Trellis's ``code``, `TrellisRateLimited` with ``retry_after`` for a ``429``). A Trellis
+        without the endpoint (v-seed) raises `TrellisAPIError` with ``status`` 404.
+        """
+        if not files:
+            return ()
+        form = aiohttp.FormData()
+        form.add_field("chat_id", chat_id)
+        for file in files:
+            form.add_field(
+                "files", file.content, filename=file.filename, content_type=file.mime_type
+            )
+        body = await self._call("POST", "/v1/chats/uploads", token=token, data=form)
+        items = body.get("uploads") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise TrellisProtocolError("Trellis's uploads answer has no uploads")
+        uploaded = tuple(found for item in items if (found := parse_upload(item)) is not None)
+        if len(uploaded) != len(files):
+            raise TrellisProtocolError("Trellis's uploads answer does not name every file")
+        return uploaded
+
     async def feedback(
         self, token: str, message_id: str, rating: Rating, *, note: str | None = None
     ) -> None:
@@ -182,6 +210,7 @@ class TrellisRest:
         token: str | None = None,
         headers: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
         missing_ok: bool = False,
         body_optional: bool = False,
     ) -> Any:
@@ -191,7 +220,7 @@ class TrellisRest:
         session = self._session_for_call()
         try:
             async with session.request(
-                method, self._api_url + path, headers=all_headers, json=payload
+                method, self._api_url + path, headers=all_headers, json=payload, data=data
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
