@@ -81,6 +81,9 @@ class ThreadPoster:
         text: never a lost answer.
         """
         text = answer_messages(content, footer=blocks.feedback(self.question_ts))
+        if await self.store.answer_steps(self.channel_id, self.question_ts):
+            last = text[-1]
+            text[-1] = replace(last, blocks=(*last.blocks, blocks.show_steps(self.question_ts)))
         if visuals.inline:
             pieces = compose(visuals.blocks, text)
             posted_below = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -15,9 +15,16 @@ from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.commands import COMMAND, Commands
 from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
-from trellis_slack.slack.blocks import FEEDBACK_ACTION, RETRY_ACTION, STOP_ACTION, Rendered
+from trellis_slack.bot.steps import StepsShower
+from trellis_slack.slack.blocks import (
+    FEEDBACK_ACTION,
+    RETRY_ACTION,
+    SHOW_STEPS_ACTION,
+    STOP_ACTION,
+    Rendered,
+)
 from trellis_slack.slack.events import parse_button
-from trellis_slack.slack.interactions import parse_agent_stop, parse_feedback
+from trellis_slack.slack.interactions import parse_agent_stop, parse_feedback, parse_show_steps
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,8 @@ class Listeners:
     commands: Commands
     home: Home
     feedback: Feedback
+    #: Shows an answer's steps; None builds one from `feedback`'s Slack and store.
+    steps: StepsShower | None = field(default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,22 @@ def _on_feedback(listeners: Listeners, body: dict[str, Any]) -> None:
         )
 
 
+def _on_show_steps(listeners: Listeners, body: dict[str, Any]) -> None:
+    click = parse_show_steps(body)
+    if click:
+        shower = listeners.steps or StepsShower(
+            slack=listeners.feedback.slack, store=listeners.feedback.store
+        )
+        listeners.bridge.spawn(
+            shower.on_click(
+                channel_id=click.channel_id,
+                user_id=click.user_id,
+                question_ts=click.question_ts,
+                thread_ts=click.thread_ts,
+            )
+        )
+
+
 def _on_retry(listeners: Listeners, body: dict[str, Any]) -> None:
     click = parse_button(body)
     if click:
@@ -121,6 +146,7 @@ ROUTES: tuple[Route, ...] = (
     Route("action", STOP_ACTION, _on_stop),
     Route("action", RETRY_ACTION, _on_retry),
     Route("action", FEEDBACK_ACTION, _on_feedback),
+    Route("action", SHOW_STEPS_ACTION, _on_show_steps),
     Route("event", "app_home_opened", _on_app_home_opened),
     Route("event", "agent_session_stopped", _on_agent_stopped),
     Route("command", COMMAND, _on_command),

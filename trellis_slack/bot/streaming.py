@@ -11,10 +11,11 @@ from trellis_slack.bot import lifecycle
 from trellis_slack.bot.chats import CHAT_QUEUED, OPEN_CHAT_CAP
 from trellis_slack.bot.posting import VisualPoster
 from trellis_slack.bot.seams import TurnHandle
+from trellis_slack.bot.steps import StepLog
 from trellis_slack.errors import TrellisAPIError
 from trellis_slack.store.records import Conversation
 from trellis_slack.trellis.client import EditMessage, SendMessage
-from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent
+from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent, ToolEvent
 
 #: What a question waiting for a free Trellis socket shows meanwhile.
 WAITING_FOR_CONNECTION = "Waiting for a free Trellis connection…"
@@ -36,6 +37,7 @@ def request_for(
             text=ask.question.text,
             integration_id=integration,
             model=model,
+            include_tool_events=True,
         )
     return SendMessage(
         text=ask.question.text,
@@ -43,6 +45,7 @@ def request_for(
         integration_id=integration,
         model=model,
         title=None if conversation else _title(ask.question.text),
+        include_tool_events=True,
     )
 
 
@@ -66,6 +69,8 @@ class Streaming:
         self.chat_known = False
         #: The state machine was told the request went out (once, however many tries).
         self.connected = False
+        #: The steps Trellis took (its tool events), kept with the answer for "Show steps".
+        self.steps = StepLog()
 
     async def run(self) -> tuple[lifecycle.Effect, ...]:
         """Stream the turn; returns the effects that end it.
@@ -93,6 +98,7 @@ class Streaming:
                 integration_id=conversation.integration_id,
                 model=conversation.model,
                 title=_title(ask.question.text),
+                include_tool_events=True,
             )
             conversation = None
         try:
@@ -144,6 +150,9 @@ class Streaming:
                     self.connected = True
                     await runner.perform_now(active, active.feed(lifecycle.Connected()))
                 async for event in turn:
+                    if isinstance(event, ToolEvent):
+                        self.steps.add(event)
+                        continue
                     if isinstance(event, ErrorEvent):
                         if not self.chat_known and _refused_for_cap(event.code, request):
                             # A chat started by its first message (v-seed) was refused.
@@ -152,6 +161,9 @@ class Streaming:
                     effects = active.feed(lifecycle.Frame(event))
                     if active.state.phase is lifecycle.Phase.ENDED:
                         self.final_frame_at = turn.last_frame_at
+                        await runner.store.save_steps(
+                            ask.channel_id, ask.question.ts, self.steps.steps
+                        )
                         return await self._show(effects, conversation, request, ending=True)
                     await self._show(effects, conversation, request, ending=False)
             finally:

@@ -150,6 +150,38 @@ class Step:
         return cls("visualization", data, delay)
 
     @classmethod
+    def tool_call(
+        cls,
+        sql: str,
+        *,
+        call_id: str,
+        tables: Sequence[str] = (),
+        title: str | None = None,
+        delay: float = 0.0,
+    ) -> Step:
+        """A ``tool_call`` running ``sql`` (sent only when the action asked for tool events).
+
+        Carries a field the bridge does not know (``started_at``), as a newer Trellis may.
+        """
+        data: dict[str, Any] = {
+            "id": call_id,
+            "name": "run_sql",
+            "input": {"sql": sql, "tables": list(tables)},
+            "started_at": "2026-12-01T00:00:00Z",
+        }
+        if title is not None:
+            data["title"] = title
+        return cls("tool_call", data, delay)
+
+    @classmethod
+    def tool_result(
+        cls, rows: Sequence[Sequence[Any]], *, call_id: str, delay: float = 0.0
+    ) -> Step:
+        """The ``tool_result`` of call ``call_id``: its rows and their count."""
+        data = {"tool_call_id": call_id, "rows": [list(r) for r in rows], "row_count": len(rows)}
+        return cls("tool_result", data, delay)
+
+    @classmethod
     def error(
         cls,
         text: str,

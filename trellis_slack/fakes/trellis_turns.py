@@ -36,7 +36,8 @@ __all__ = ["Conn", "TurnPlayer"]
 logger = logging.getLogger(__name__)
 
 _TOOL_EVENTS: Final = frozenset({"tool_call", "tool_result", "tool_message"})
-_SEED_NEVER_SENDS: Final = frozenset({"text_delta", "heartbeat"})
+#: The seed has no tool events: it ignores ``include_tool_events``.
+_SEED_NEVER_SENDS: Final = frozenset({"text_delta", "heartbeat", *_TOOL_EVENTS})
 
 
 class ServerTurn:

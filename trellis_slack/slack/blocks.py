@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from trellis_slack.errors import (
     TrellisAPIError,
@@ -20,6 +21,13 @@ STOP_ACTION = "trellis_stop"
 RETRY_ACTION = "trellis_retry"
 #: The ``action_id`` of the feedback buttons under a final answer.
 FEEDBACK_ACTION = "trellis_feedback"
+#: The ``action_id`` of the "Show steps" button on a final answer that has steps.
+SHOW_STEPS_ACTION = "trellis_show_steps"
+#: At most this many characters of steps in one message (Slack cuts a message's text at 40,000,
+#: and shows a long one badly well before that); beyond it the steps are cut, and say so.
+STEPS_LIMIT = 3_900
+#: The last line of steps cut at `STEPS_LIMIT`.
+STEPS_CUT = "_(cut: the steps are longer than Slack shows in one message)_"
 #: The two ratings a feedback button carries (Trellis's own words for them).
 POSITIVE, NEGATIVE = "positive", "negative"
 
@@ -198,3 +206,79 @@ def feedback_vote(value: str) -> tuple[str, str] | None:
     if not sep or rating not in (POSITIVE, NEGATIVE) or not question_ts.strip():
         return None
     return rating, question_ts
+
+
+def show_steps(question_ts: str) -> Block:
+    """The "Show steps" button on a final answer; its ``value`` is the question's ts."""
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": SHOW_STEPS_ACTION,
+                "text": {"type": "plain_text", "text": "Show steps"},
+                "value": question_ts,
+                "accessibility_label": "Show the queries Trellis ran for this answer",
+            }
+        ],
+    }
+
+
+class StepLike(Protocol):
+    """What a step shows (`store.base.AnswerStep` is one)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def sql(self) -> str | None: ...
+    @property
+    def tables(self) -> tuple[str, ...]: ...
+    @property
+    def row_count(self) -> int | None: ...
+    @property
+    def text(self) -> str | None: ...
+
+
+def steps_text(steps: Sequence[StepLike], *, limit: int = STEPS_LIMIT) -> str:
+    """The steps of an answer as one mrkdwn message: each query's SQL as a code block.
+
+    Longer than ``limit``: cut at a step (or inside the first one), ending with `STEPS_CUT`.
+    """
+    if not steps:
+        return "Trellis kept no steps for this answer."
+    parts = [f"*How I got this answer* ({len(steps)} step{'s' if len(steps) != 1 else ''})"]
+    for number, step in enumerate(steps, start=1):
+        lines = [f"*{number}. {_plain(step.title or _KIND_WORDS.get(step.kind, step.kind))}*"]
+        if step.tables:
+            lines.append("Tables: " + ", ".join(f"`{_plain(t)}`" for t in step.tables))
+        if step.sql:
+            lines.append("```" + step.sql.replace("```", "` ` `") + "```")
+        if step.row_count is not None:
+            lines.append(f"{step.row_count} row{'s' if step.row_count != 1 else ''}")
+        if step.text:
+            lines.append(_plain(step.text))
+        parts.append("\n".join(lines))
+    whole = "\n\n".join(parts)
+    if len(whole) <= limit:
+        return whole
+    room = limit - len(STEPS_CUT) - 2
+    kept = ""
+    for part in parts:
+        candidate = f"{kept}\n\n{part}" if kept else part
+        if len(candidate) > room:
+            break
+        kept = candidate
+    if kept == parts[0] or not kept:
+        cut = whole[: max(0, room - 3)]
+        kept = cut + ("```" if cut.count("```") % 2 else "")
+    return f"{kept}\n\n{STEPS_CUT}"
+
+
+_KIND_WORDS = {"query": "Query", "note": "Note"}
+
+
+def _plain(text: str) -> str:
+    """Text with Slack's control characters escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -155,3 +155,21 @@ def parse_feedback(body: Mapping[str, Any]) -> FeedbackClick | None:
         user_id,
         value,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StepsClick:
+    """A click on an answer's "Show steps" button: which question's steps, for whom."""
+
+    channel_id: str
+    user_id: str
+    question_ts: str
+    thread_ts: str | None
+
+
+def parse_show_steps(body: Mapping[str, Any]) -> StepsClick | None:
+    """The ``block_actions`` of a "Show steps" click, or None when it lacks a part."""
+    click = parse_feedback(body)  # the same parts: channel, user, the button's value
+    if click is None:
+        return None
+    return StepsClick(click.channel_id, click.user_id, click.value, click.thread_ts)

@@ -6,7 +6,8 @@ Protocol; whatever the glue keeps in memory is only a cache of it. `SqliteStore`
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from trellis_slack.bot.lifecycle_status import Status
@@ -20,6 +21,18 @@ from trellis_slack.store.records import (
 
 if TYPE_CHECKING:
     import asyncio  # noqa: TID251 (a type only: the interface names the event it hands out)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerStep:
+    """One step Trellis took for an answer: a query it ran (``kind`` "query") or a note."""
+
+    kind: str
+    title: str | None = None
+    sql: str | None = None
+    tables: tuple[str, ...] = ()
+    row_count: int | None = None
+    text: str | None = None
 
 
 class Store(Protocol):
@@ -140,3 +153,12 @@ class Store(Protocol):
 
     async def retire_conversation(self, conversation: Conversation) -> bool:
         """Mark the conversation (if it still has that chat) and its questions retired."""
+
+    # The steps of each answer ("Show steps"): per question, in the order Trellis took them.
+    async def save_steps(
+        self, channel_id: str, question_ts: str, steps: Sequence[AnswerStep]
+    ) -> None:
+        """Replace the question's steps with ``steps`` (none forgets them)."""
+
+    async def answer_steps(self, channel_id: str, question_ts: str) -> list[AnswerStep]:
+        """The steps of the question's latest answer, in order; empty when none were kept."""

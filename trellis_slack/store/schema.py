@@ -159,12 +159,34 @@ def _migration_5_chat_upkeep(db: Database) -> None:
     conversations.create_index(["owner_id", "retired_at", "used_at"], if_not_exists=True)
 
 
+def _migration_6_answer_steps(db: Database) -> None:
+    """The steps of each answer (tool events): per question, in order."""
+    db.create_table(
+        "answer_steps",
+        {
+            "channel_id": str,
+            "question_ts": str,
+            "position": int,
+            "kind": str,
+            "title": str,
+            "sql": str,
+            "tables": str,  # JSON list of table names
+            "row_count": int,
+            "text": str,
+        },
+        pk=("channel_id", "question_ts", "position"),
+        not_null={"kind", "tables"},
+        if_not_exists=True,  # a file rewound by hand may have it already
+    )
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1_initial,
     _migration_2_greeted_users,
     _migration_3_thread_turns,
     _migration_4_feedback,
     _migration_5_chat_upkeep,
+    _migration_6_answer_steps,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -27,6 +27,7 @@ from trellis_slack.store.schema import MEMORY, open_sync
 from trellis_slack.store.sqlite_chats import ChatUpkeep
 from trellis_slack.store.sqlite_feedback import Votes
 from trellis_slack.store.sqlite_records import Records
+from trellis_slack.store.sqlite_steps import Steps
 from trellis_slack.store.sqlite_turns import TurnClaims
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _question_of(row: dict[str, Any]) -> QuestionRecord:
     )
 
 
-class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep):
+class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps):
     """Durable bot state in one SQLite file, all database work on one worker thread.
 
     Open with ``await SqliteStore.open(path)``; every method is a coroutine that runs its SQL on the

@@ -323,8 +323,13 @@ def send_message(
     integration_id: str | None = None,
     model: str | None = None,
     title: str | None = None,
+    include_tool_events: bool = False,
 ) -> str:
-    """Ask a question (in a new chat when ``chat_id`` is None, which v-current refuses)."""
+    """Ask a question (in a new chat when ``chat_id`` is None, which v-current refuses).
+
+    ``include_tool_events`` asks for the steps Trellis takes; a Trellis that does not know the
+    field ignores it (the seed does), so the answer simply comes without steps.
+    """
     return _action(
         "send_message",
         message=text,
@@ -332,6 +337,7 @@ def send_message(
         integration_id=integration_id,
         model=model,
         title=title,
+        include_tool_events=include_tool_events or None,
     )
 
 
@@ -341,6 +347,7 @@ def edit_message(
     *,
     integration_id: str | None = None,
     model: str | None = None,
+    include_tool_events: bool = False,
 ) -> str:
     """Replace a user message; Trellis deletes what followed it and answers afresh."""
     return _action(
@@ -349,6 +356,7 @@ def edit_message(
         content=text,
         integration_id=integration_id,
         model=model,
+        include_tool_events=include_tool_events or None,
     )
 
 

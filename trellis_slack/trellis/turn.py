@@ -29,6 +29,7 @@ from trellis_slack.trellis.protocol import (
     Pong,
     Processing,
     TextDelta,
+    ToolEvent,
     TrellisEvent,
     Visualization,
 )
@@ -47,6 +48,8 @@ class SendMessage:
     integration_id: str | None = None
     model: str | None = None
     title: str | None = None
+    #: Ask for the steps Trellis takes (`protocol.ToolEvent`s come back among the events).
+    include_tool_events: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class EditMessage:
     text: str
     integration_id: str | None = None
     model: str | None = None
+    include_tool_events: bool = False
 
 
 class TurnHost(Protocol):
@@ -230,6 +234,7 @@ class Turn:
                     integration_id=request.integration_id,
                     model=request.model,
                     title=request.title,
+                    include_tool_events=request.include_tool_events,
                 )
             else:
                 self._frame = protocol.edit_message(
@@ -237,6 +242,7 @@ class Turn:
                     request.text,
                     integration_id=request.integration_id,
                     model=request.model,
+                    include_tool_events=request.include_tool_events,
                 )
             self._conn = await self._host.send(
                 self._identity,
@@ -281,7 +287,7 @@ class Turn:
                 self.chat_id = event.chat_id
                 self.user_message_id = event.user_message_id
                 return event
-            case Processing() | TextDelta() | Visualization():
+            case Processing() | TextDelta() | Visualization() | ToolEvent():
                 return event
             case Message():
                 self._end()
@@ -311,7 +317,7 @@ class Turn:
                 )
                 self._end(discard=True)
                 raise TrellisMalformedAnswer()
-            case _:  # tool events, pongs, heartbeats and the like are not for the caller
+            case _:  # pongs, heartbeats and the like are not for the caller
                 return None
 
     def _should_resend(self, event: ErrorEvent) -> bool:
