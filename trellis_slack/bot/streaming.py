@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from trellis_slack.bot import lifecycle
+from trellis_slack.bot import attachments, lifecycle
 from trellis_slack.bot.chats import CHAT_QUEUED, OPEN_CHAT_CAP
 from trellis_slack.bot.posting import VisualPoster
 from trellis_slack.bot.seams import TurnHandle
 from trellis_slack.bot.steps import StepLog
 from trellis_slack.errors import TrellisAPIError
+from trellis_slack.slack import blocks
+from trellis_slack.slack.events import SlackFile
 from trellis_slack.store.records import Conversation
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent, ToolEvent
 
+#: What the thread says when Trellis did not take a question's files.
+FILES_NOT_TAKEN = "Trellis did not take the files of this question"
 #: What a question waiting for a free Trellis socket shows meanwhile.
 WAITING_FOR_CONNECTION = "Waiting for a free Trellis connection…"
 
@@ -101,6 +106,9 @@ class Streaming:
                 include_tool_events=True,
             )
             conversation = None
+        files = runner.attachments.take(ask.channel_id, ask.question_ts)
+        if files and isinstance(request, SendMessage):
+            request = await self._with_files(request, files)
         try:
             return await self._attempt(request, conversation)
         except _CapRefused as refused:
@@ -115,6 +123,21 @@ class Streaming:
             return await self._attempt(request, conversation)
         except _CapRefused as refused:
             raise refused.error from None
+
+    async def _with_files(self, request: SendMessage, files: tuple[SlackFile, ...]) -> SendMessage:
+        """The request with the files Trellis can take, downloaded; one line for those it cannot."""
+        downloaded, refused = await attachments.fetch(self.runner.slack, attachments.plan(files))
+        line = attachments.refusal_line(refused, sent_any=bool(downloaded))
+        if line is not None:
+            await self._note(line)
+        return replace(request, files=downloaded)
+
+    async def _note(self, line: str) -> None:
+        """One short line in the thread about the question's files."""
+        ask = self.active.ask
+        await self.runner.slack.post(
+            ask.channel_id, ask.thread_ts, blocks.note(line, emoji=":paperclip:")
+        )
 
     async def _attempt(
         self, request: SendMessage | EditMessage, conversation: Conversation | None
@@ -140,6 +163,9 @@ class Streaming:
             if created and conversation is None:
                 await runner.remember_chat(ask, None, request, ChatMetadata(created, None))
                 self.chat_known = True
+        refused_files = getattr(manager, "files_refused", None)
+        if isinstance(refused_files, str):
+            await self._note(f"{FILES_NOT_TAKEN} ({refused_files}), so I asked without them.")
         if turn is None:
             # Stop while it waited for a connection: nothing was sent.
             return active.feed(lifecycle.StreamEnded())

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from trellis_slack.bot import lifecycle
+from trellis_slack.bot.attachments import Attachments
 from trellis_slack.bot.chats import RETIRED_FOLLOW_UP, ChatDeleter, Chats
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster, VisualPoster
@@ -131,6 +132,8 @@ class TurnRunner:
         self.native = native
         self.status_refresh = status_refresh
         self.status_after = status_after
+        #: Files of accepted questions, held (in memory) until their turn sends them.
+        self.attachments = Attachments()
         #: Channels where Slack refused to start a stream: edited messages there, no retries.
         self.no_streams: set[str] = set()
         self.active: dict[tuple[str, str], ActiveTurn] = {}

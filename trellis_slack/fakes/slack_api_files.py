@@ -20,6 +20,7 @@ _MIMETYPES: Final = {
     "markdown": "text/markdown",
     "json": "application/json",
     "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
 

@@ -5,15 +5,28 @@ from __future__ import annotations
 import copy
 import logging
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from trellis_slack.fakes.slack_api_files import filetype_of
 from trellis_slack.fakes.slack_content import find_action, first_link
-from trellis_slack.fakes.slack_model import Ack, Channel, JsonDict
+from trellis_slack.fakes.slack_model import Ack, Channel, FakeFile, JsonDict, new_id
 from trellis_slack.fakes.slack_records import SlackRecords
 
-__all__ = ["HumanActions"]
+__all__ = ["HumanActions", "HumanFile"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HumanFile:
+    """A file a person attaches to a message; ``mimetype``/``size`` override what Slack derives."""
+
+    name: str
+    content: bytes
+    mimetype: str | None = None
+    size: int | None = None
 
 
 class HumanActions(SlackRecords):
@@ -51,6 +64,44 @@ class HumanActions(SlackRecords):
                 raise KeyError(f"no message {thread_ts} in {channel} to reply to")
         message = self._world.post_as_human(
             channel, user, text, thread_ts=root, mention_first=mention_order == "mention_first"
+        )
+        self._flush()
+        return str(message["ts"])
+
+    async def post_with_files(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        files: Sequence[HumanFile],
+        *,
+        thread_ts: str | None = None,
+    ) -> str:
+        """A person posts a message with files (subtype ``file_share``, ``files`` as Slack sends).
+
+        Each file's ``url_private`` is served only with the bot token, as Slack does.
+        """
+        self._require(channel, user)
+        root = None if thread_ts is None else self._world.thread_root(channel, thread_ts)
+        if thread_ts is not None and root is None:
+            raise KeyError(f"no message {thread_ts} in {channel} to reply to")
+        objects = []
+        for attached in files:
+            name = attached.name
+            file = FakeFile(new_id("F"), name, name, filetype_of(name), attached.content, None)
+            self._world.files[file.id] = file
+            obj = self._api._file_object(file) | {"user": user}
+            if attached.mimetype is not None:
+                obj["mimetype"] = attached.mimetype
+            if attached.size is not None:
+                obj["size"] = attached.size
+            objects.append(obj)
+        message = self._world.post_as_human(
+            channel,
+            user,
+            text,
+            thread_ts=root,
+            extra={"subtype": "file_share", "upload": False, "files": objects},
         )
         self._flush()
         return str(message["ts"])

@@ -160,7 +160,8 @@ class Workspace:
         }
 
     def _app_mention(self, channel_id: str, message: JsonDict, event_ts: str) -> JsonDict:
-        keep = ("user", "ts", "client_msg_id", "text", "team", "thread_ts", "parent_user_id")
+        keep: tuple[str, ...] = ("user", "ts", "client_msg_id", "text", "team", "thread_ts")
+        keep += ("parent_user_id", "files")  # a mention carries the message's files too
         event: JsonDict = {"type": "app_mention"}
         event |= {k: copy.deepcopy(message[k]) for k in keep if k in message}
         event |= {k: copy.deepcopy(message[k]) for k in ("bot_id", "edited") if k in message}
@@ -182,10 +183,12 @@ class Workspace:
         *,
         thread_ts: str | None = None,
         mention_first: bool = True,
+        extra: JsonDict | None = None,
     ) -> JsonDict:
         """A person posts; queues ``message`` (and ``app_mention``) plus the parent's change."""
         ts = self.clock.next()
         message = self._human_message(self.users[user_id], text, ts)
+        message |= copy.deepcopy(extra or {})
         message |= self._thread_fields(channel_id, thread_ts)
         self._messages[channel_id][ts] = message
         self.join(channel_id, user_id)

@@ -32,6 +32,7 @@ __all__ = [
     "Ignore",
     "Meaning",
     "Question",
+    "SlackFile",
     "SlashCommand",
     "classify_app_mention",
     "classify_message",
@@ -55,6 +56,17 @@ class BotIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class SlackFile:
+    """A file attached to a message; ``size`` None when Slack did not say."""
+
+    id: str
+    name: str
+    mimetype: str | None
+    size: int | None
+    url_private: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Question:
     """A human asked something: a new question or a follow-up candidate."""
 
@@ -67,6 +79,7 @@ class Question:
     text: str  # raw Slack text
     mentioned: bool  # the bot is @mentioned
     is_dm: bool  # channel_type "im"
+    files: tuple[SlackFile, ...] = ()  # attached to the message (subtype file_share)
 
     @property
     def reply_thread_ts(self) -> str:
@@ -189,7 +202,31 @@ def _question(
         text=text,
         mentioned=mentioned or _mentions(text, bot.user_id),
         is_dm=_is_dm(event, channel),
+        files=_files(event),
     )
+
+
+def _files(message: Mapping[str, Any]) -> tuple[SlackFile, ...]:
+    """The files attached to a message; entries without an id are skipped."""
+    items = message.get("files")
+    if not isinstance(items, list):
+        return ()
+    found = []
+    for item in items:
+        file_id = _str(item, "id") if isinstance(item, Mapping) else None
+        if file_id is None:
+            continue
+        size = item.get("size")
+        found.append(
+            SlackFile(
+                id=file_id,
+                name=_str(item, "name") or _str(item, "title") or file_id,
+                mimetype=_str(item, "mimetype"),
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                url_private=_str(item, "url_private_download") or _str(item, "url_private"),
+            )
+        )
+    return tuple(found)
 
 
 def _new_message(event: Mapping[str, Any], bot: BotIdentity) -> Meaning:

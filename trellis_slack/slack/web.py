@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -45,6 +46,9 @@ _READ_METHODS = frozenset(
 )
 #: Seconds to wait for Slack to take a slash command's answer at its ``response_url``.
 _RESPONSE_TIMEOUT = 10
+#: Seconds a file download from Slack may take, and the size of the pieces it is read in.
+_DOWNLOAD_TIMEOUT = 120
+_DOWNLOAD_CHUNK = 64 * 1024
 
 
 def web_client(
@@ -267,6 +271,46 @@ class SlackIO:
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> bool:
         """Show ``view`` as this person's Home tab."""
         return await self._call("views.publish", user_id=user_id, view=view) is not None
+
+    async def download(self, url: str, *, limit: int) -> bytes:
+        """A file's ``url_private``, with the bot token, into memory: at most ``limit`` bytes (strict).
+
+        Streamed through the shared session and never written to disk. Raises ``SlackRefused``
+        (``files.download``: ``file_too_large``, ``not_slack_url`` for a host that is not
+        Slack's, which never gets the token, or ``http_<status>``) or ``SlackUnavailable``.
+        """
+        self.calls += 1
+        session, token = self.client.session, self.client.token
+        if session is None or token is None or not self._is_slack_url(url):
+            raise SlackRefused("files.download", "not_slack_url")
+        data = bytearray()
+        try:
+            async with session.get(
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=_DOWNLOAD_TIMEOUT),
+            ) as response:
+                if response.status != 200:
+                    raise SlackRefused("files.download", f"http_{response.status}")
+                if (response.content_length or 0) > limit:
+                    raise SlackRefused("files.download", "file_too_large")
+                async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK):
+                    data += chunk
+                    if len(data) > limit:
+                        raise SlackRefused("files.download", "file_too_large")
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            name = type(exc).__name__
+            raise SlackUnavailable(f"could not download a file from Slack ({name})") from exc
+        return bytes(data)
+
+    def _is_slack_url(self, url: str) -> bool:
+        """Whether ``url`` is on Slack's file host (or the API host): only those get the token."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        api_host = (urlsplit(self.client.base_url).hostname or "").lower()
+        return parts.scheme in ("https", "http") and (
+            host in (api_host, "slack.com") or host.endswith(".slack.com")
+        )
 
     async def respond(self, response_url: str, body: Rendered) -> bool:
         """Answer a slash command privately (ephemeral) through its ``response_url``."""

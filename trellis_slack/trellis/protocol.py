@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,8 +324,11 @@ def send_message(
     model: str | None = None,
     title: str | None = None,
     include_tool_events: bool = False,
+    upload_ids: Sequence[str] = (),
 ) -> str:
     """Ask a question (in a new chat when ``chat_id`` is None, which v-current refuses).
+
+    ``upload_ids`` name files uploaded into the chat; they need ``chat_id`` (left out without).
 
     ``include_tool_events`` asks for the steps Trellis takes; a Trellis that does not know the
     field ignores it (the seed does), so the answer simply comes without steps.
@@ -338,6 +341,7 @@ def send_message(
         model=model,
         title=title,
         include_tool_events=include_tool_events or None,
+        upload_ids=list(upload_ids) if upload_ids and chat_id is not None else None,
     )
 
 

@@ -8,11 +8,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from websockets.exceptions import ConnectionClosed
 
 from trellis_slack.errors import (
+    TrellisAPIError,
     TrellisConnectionLost,
     TrellisMalformedAnswer,
     TrellisTimeout,
@@ -33,8 +34,9 @@ from trellis_slack.trellis.protocol import (
     TrellisEvent,
     Visualization,
 )
+from trellis_slack.trellis.uploads import FileToUpload, Uploaded
 
-__all__ = ["EditMessage", "SendMessage", "Turn", "TurnHost"]
+__all__ = ["EditMessage", "SendMessage", "Turn", "TurnHost", "UploadingHost"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class SendMessage:
     title: str | None = None
     #: Ask for the steps Trellis takes (`protocol.ToolEvent`s come back among the events).
     include_tool_events: bool = False
+    #: Files to upload into the chat (REST, once it exists) and attach to the question.
+    files: tuple[FileToUpload, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,16 @@ class TurnHost(Protocol):
         """Wait ``seconds`` (injected: zero in tests)."""
 
 
+@runtime_checkable
+class UploadingHost(TurnHost, Protocol):
+    """A turn host that can also upload files into a chat (Trellis REST, v-current)."""
+
+    async def upload(
+        self, identity: str | None, chat_id: str, files: tuple[FileToUpload, ...]
+    ) -> tuple[Uploaded, ...]:
+        """Upload ``files`` into ``chat_id`` as ``identity``; raises as `TrellisRest.upload`."""
+
+
 class Turn:
     """One question (or edit) and its streamed answer, on one socket.
 
@@ -126,6 +140,10 @@ class Turn:
         #: before sending (kept even when entering then fails or is cancelled, so a retry can
         #: continue it); then the one Trellis names in ``chat_metadata``. None until known.
         self.chat_id: str | None = request.chat_id if isinstance(request, SendMessage) else None
+        #: The files Trellis took for the question, attached to it by their ids.
+        self.uploaded: tuple[Uploaded, ...] = ()
+        #: Why the request's files were not attached (the question went without them), if so.
+        self.files_refused: str | None = None
         #: The persisted id of the question in Trellis, from ``chat_metadata``.
         self.user_message_id: str | None = None
         #: True once the request had to wait (for a free socket, or to create its chat).
@@ -228,6 +246,7 @@ class Turn:
                     self.chat_id = await self._host.create_chat(
                         self._identity, request, on_wait=self._chat_queued
                     )
+                await self._upload(request)
                 self._frame = protocol.send_message(
                     request.text,
                     chat_id=self.chat_id,
@@ -235,6 +254,7 @@ class Turn:
                     model=request.model,
                     title=request.title,
                     include_tool_events=request.include_tool_events,
+                    upload_ids=tuple(upload.id for upload in self.uploaded),
                 )
             else:
                 self._frame = protocol.edit_message(
@@ -256,6 +276,21 @@ class Turn:
             raise
         self._deadline = asyncio.get_running_loop().time() + self._host.turn_timeout
         logger.info("chat %s: request sent on socket #%d", self.chat_id, self._conn.number)
+
+    async def _upload(self, request: SendMessage) -> None:
+        """Upload the files into the chat; if Trellis cannot take them, say why and go without."""
+        host, refused = self._host, "this Trellis does not take files"
+        if not request.files:
+            return
+        if self.chat_id is None or not isinstance(host, UploadingHost):
+            self.files_refused = refused  # v-seed: no chat before the first message
+        else:
+            try:
+                self.uploaded = await host.upload(self._identity, self.chat_id, request.files)
+            except TrellisAPIError as exc:
+                self.files_refused = refused if exc.status == 404 else str(exc)
+        if self.files_refused is not None:
+            logger.warning("chat %s: files not attached: %s", self.chat_id, self.files_refused)
 
     async def _chat_queued(self) -> None:
         logger.info("a new chat waits for Trellis's chat-creation limit; queued")

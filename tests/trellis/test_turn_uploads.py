@@ -1,0 +1,131 @@
+"""A question's files: uploaded into its chat and named in send_message, or left out with why."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from trellis_slack.fakes.trellis_server import FakeTrellis, Version
+from trellis_slack.trellis import protocol
+from trellis_slack.trellis.client import TrellisClient
+from trellis_slack.trellis.connection import Connection, Sink
+from trellis_slack.trellis.pacing import Backoff
+from trellis_slack.trellis.rest import TrellisRest
+from trellis_slack.trellis.tokens import StaticToken
+from trellis_slack.trellis.turn import SendMessage, Turn, TurnHost
+from trellis_slack.trellis.uploads import FileToUpload, Uploaded
+
+CSV = FileToUpload("sales.csv", "text/csv", b"region,total\nnorth,3\n")
+
+
+class Host:
+    """The client's own turn host, plus uploads over the real REST client (as client.py would)."""
+
+    def __init__(self, inner: TurnHost, rest: TrellisRest, token: str) -> None:
+        self.inner, self.rest, self.token = inner, rest, token
+        self.turn_timeout = inner.turn_timeout
+        self.backoff = inner.backoff
+
+    def check_open(self) -> None:
+        self.inner.check_open()
+
+    async def create_chat(
+        self,
+        identity: str | None,
+        request: SendMessage,
+        *,
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> str | None:
+        return await self.inner.create_chat(identity, request, on_wait=on_wait)
+
+    async def send(
+        self,
+        identity: str | None,
+        frame: str,
+        sink: Sink,
+        *,
+        pace: bool,
+        on_queued: Callable[[], Awaitable[None]] | None,
+    ) -> Connection:
+        return await self.inner.send(identity, frame, sink, pace=pace, on_queued=on_queued)
+
+    async def pace(self, conn: Connection) -> None:
+        await self.inner.pace(conn)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+    async def upload(
+        self, identity: str | None, chat_id: str, files: tuple[FileToUpload, ...]
+    ) -> tuple[Uploaded, ...]:
+        return await self.rest.upload(self.token, chat_id, files)
+
+
+async def run(trellis: FakeTrellis, request: SendMessage, *, uploads: bool = True) -> Turn:
+    """Run one turn to its end against the fake; the turn is returned for its fields."""
+    token = trellis.make_token("member-1")
+    rest = TrellisRest(trellis.api_url)
+    client = TrellisClient(
+        ws_url=trellis.ws_url,
+        tokens=StaticToken(token),
+        rest=rest if trellis.version == "current" else None,
+        backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
+        pace=False,
+    )
+    inner: TurnHost = client._host
+    host: TurnHost = Host(inner, rest, token) if uploads else inner
+    try:
+        async with asyncio.timeout(10):
+            async with Turn(host, request, identity=None, on_queued=None) as turn:
+                events = [event async for event in turn]
+        assert isinstance(events[-1], protocol.Message)
+        return turn
+    finally:
+        await client.aclose()
+        await rest.aclose()
+
+
+async def test_files_are_uploaded_into_the_new_chat_and_named_in_send_message() -> None:
+    """The files go into the chat created for the question; send_message names their ids."""
+    async with FakeTrellis() as trellis:
+        turn = await run(trellis, SendMessage("sum it", title="T", files=(CSV,)))
+        (frame,) = [r.frame for r in trellis.actions("send_message")]
+        assert isinstance(frame, dict)
+        assert frame["upload_ids"] == [u.id for u in turn.uploaded]
+        (upload,) = [trellis.uploads[u.id] for u in turn.uploaded]
+        assert (upload.chat_id, upload.content) == (turn.chat_id, CSV.content)
+        assert turn.files_refused is None
+
+
+async def test_a_refused_upload_sends_the_question_without_files() -> None:
+    """Trellis refusing the files (too large here) leaves the reason; the question still goes."""
+    async with FakeTrellis() as trellis:
+        trellis.max_upload_bytes = 4
+        turn = await run(trellis, SendMessage("sum it", title="T", files=(CSV,)))
+        (frame,) = [r.frame for r in trellis.actions("send_message")]
+        assert isinstance(frame, dict)
+        assert "upload_ids" not in frame
+        assert turn.files_refused is not None
+        assert "413" in turn.files_refused
+
+
+@pytest.mark.parametrize("version", ["seed", "current"])
+async def test_without_uploads_the_question_goes_alone(version: Version) -> None:
+    """A seed Trellis (no chat first) or a host without uploads: no upload_ids, a reason kept."""
+    async with FakeTrellis(version=version) as trellis:
+        turn = await run(trellis, SendMessage("sum it", files=(CSV,)), uploads=version == "seed")
+        (frame,) = [r.frame for r in trellis.actions("send_message")]
+        assert isinstance(frame, dict)
+        assert "upload_ids" not in frame
+        assert turn.files_refused == "this Trellis does not take files"
+        assert trellis.uploads == {}
+
+
+def test_send_message_names_upload_ids_only_with_a_chat() -> None:
+    """upload_ids go in the frame with a chat id, and never without one (v-seed)."""
+    with_chat = protocol.send_message("q", chat_id="c", upload_ids=("u1", "u2"))
+    assert '"upload_ids": ["u1", "u2"]' in with_chat
+    assert "upload_ids" not in protocol.send_message("q", upload_ids=("u1",))
+    assert "upload_ids" not in protocol.send_message("q", chat_id="c")
