@@ -63,8 +63,19 @@ class Host:
         return await self.rest.upload(self.token, chat_id, files)
 
 
-async def run(trellis: FakeTrellis, request: SendMessage, *, uploads: bool = True) -> Turn:
+async def run(
+    trellis: FakeTrellis,
+    request: SendMessage,
+    *,
+    uploads: bool = True,
+    slept: list[float] | None = None,
+) -> Turn:
     """Run one turn to its end against the fake; the turn is returned for its fields."""
+
+    async def sleep(seconds: float) -> None:
+        if slept is not None:
+            slept.append(seconds)
+
     token = trellis.make_token("member-1")
     rest = TrellisRest(trellis.api_url)
     client = TrellisClient(
@@ -73,6 +84,7 @@ async def run(trellis: FakeTrellis, request: SendMessage, *, uploads: bool = Tru
         rest=rest if trellis.version == "current" else None,
         backoff=Backoff(base=0.0, cap=0.0, jitter=0.0),
         pace=False,
+        sleep=sleep,
     )
     inner: TurnHost = client._host
     host: TurnHost = Host(inner, rest, token) if uploads else inner
@@ -109,6 +121,20 @@ async def test_a_refused_upload_sends_the_question_without_files() -> None:
         assert "upload_ids" not in frame
         assert turn.files_refused is not None
         assert "413" in turn.files_refused
+
+
+async def test_past_the_uploads_limit_it_waits_once_then_asks_without_files() -> None:
+    """A 429 on the upload is waited out once (Retry-After); still limited, the question goes."""
+    async with FakeTrellis(enforce_rate_limits=True) as trellis:
+        trellis.upload_limit = (0, 60.0)
+        slept: list[float] = []
+        turn = await run(trellis, SendMessage("sum it", title="T", files=(CSV,)), slept=slept)
+        assert len([s for s in slept if s >= 1]) == 1
+        (frame,) = [r.frame for r in trellis.actions("send_message")]
+        assert isinstance(frame, dict)
+        assert "upload_ids" not in frame
+        assert turn.files_refused is not None
+        assert "slow down" in turn.files_refused
 
 
 @pytest.mark.parametrize("version", ["seed", "current"])

@@ -243,7 +243,7 @@ class _Routes:
         now = time.monotonic()
         prune(times, now, window)
         if len(times) >= count:
-            wait = times[0] + window - now
+            wait = (times[0] if times else now) + window - now
             return web.json_response(
                 {"detail": "Too many uploads; slow down", "code": "RATE_LIMIT"},
                 status=429,

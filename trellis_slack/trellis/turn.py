@@ -13,7 +13,6 @@ from typing import Protocol, runtime_checkable
 from websockets.exceptions import ConnectionClosed
 
 from trellis_slack.errors import (
-    TrellisAPIError,
     TrellisConnectionLost,
     TrellisMalformedAnswer,
     TrellisTimeout,
@@ -34,7 +33,7 @@ from trellis_slack.trellis.protocol import (
     TrellisEvent,
     Visualization,
 )
-from trellis_slack.trellis.uploads import FileToUpload, Uploaded
+from trellis_slack.trellis.uploads import NOT_TAKEN, FileToUpload, Uploaded, attach
 
 __all__ = ["EditMessage", "SendMessage", "Turn", "TurnHost", "UploadingHost"]
 
@@ -279,16 +278,15 @@ class Turn:
 
     async def _upload(self, request: SendMessage) -> None:
         """Upload the files into the chat; if Trellis cannot take them, say why and go without."""
-        host, refused = self._host, "this Trellis does not take files"
-        if not request.files:
+        host, chat_id, files = self._host, self.chat_id, request.files
+        if not files:
             return
-        if self.chat_id is None or not isinstance(host, UploadingHost):
-            self.files_refused = refused  # v-seed: no chat before the first message
+        if chat_id is None or not isinstance(host, UploadingHost):
+            self.files_refused = NOT_TAKEN  # v-seed: no chat before the first message
         else:
-            try:
-                self.uploaded = await host.upload(self._identity, self.chat_id, request.files)
-            except TrellisAPIError as exc:
-                self.files_refused = refused if exc.status == 404 else str(exc)
+            self.uploaded, self.files_refused = await attach(
+                lambda: host.upload(self._identity, chat_id, files), host.sleep
+            )
         if self.files_refused is not None:
             logger.warning("chat %s: files not attached: %s", self.chat_id, self.files_refused)
 

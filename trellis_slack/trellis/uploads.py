@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
+
+from trellis_slack.errors import TrellisAPIError, TrellisAuthError, TrellisError, TrellisRateLimited
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -12,8 +16,14 @@ __all__ = [
     "UPLOAD_TYPES",
     "FileToUpload",
     "Uploaded",
+    "attach",
     "parse_upload",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Why a question's files went without it on a Trellis that takes none (v-seed).
+NOT_TAKEN: Final = "this Trellis does not take files"
 
 #: Trellis's uploads limits: files a request, bytes a file, and the MIME types it takes.
 MAX_UPLOAD_FILES: Final = 5
@@ -67,3 +77,31 @@ def parse_upload(item: object) -> Uploaded | None:
         mime if isinstance(mime, str) else None,
         size if isinstance(size, int) and not isinstance(size, bool) else None,
     )
+
+
+async def attach(
+    upload: Callable[[], Awaitable[tuple[Uploaded, ...]]],
+    sleep: Callable[[float], Awaitable[None]],
+) -> tuple[tuple[Uploaded, ...], str | None]:
+    """Run ``upload``: the files Trellis took, or none and why (the question goes on without them).
+
+    Past Trellis's uploads limit (``429``) it waits ``Retry-After`` once and tries again. A
+    refused token still raises (the question would be refused too); any other Trellis failure
+    is the reason.
+    """
+    for attempt in (1, 2):
+        try:
+            return await upload(), None
+        except TrellisAuthError:
+            raise
+        except TrellisRateLimited as exc:
+            if attempt == 2:
+                return (), str(exc)
+            delay = exc.retry_after if exc.retry_after is not None else 1.0
+            logger.info("uploads rate limited; trying again in %.2f s", delay)
+            await sleep(delay)
+        except TrellisAPIError as exc:
+            return (), NOT_TAKEN if exc.status == 404 else str(exc)
+        except TrellisError as exc:
+            return (), str(exc)
+    raise AssertionError("unreachable")
