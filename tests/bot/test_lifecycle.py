@@ -20,6 +20,7 @@ from trellis_slack.trellis.protocol import (
     Message,
     Processing,
     TextDelta,
+    ToolEvent,
     Visualization,
 )
 
@@ -99,6 +100,16 @@ def test_progress_and_deltas_show_then_the_answer() -> None:
     assert lc.ShowAnswer("Hello", (), "m-2") in effects
     assert finish(effects) is Status.ANSWERED
     assert turn.phase is Phase.ENDED
+
+
+def test_tool_events_are_kept_as_steps_and_shown_until_stop() -> None:
+    """Each tool event is a step to keep; after Stop it is kept but no longer shown."""
+    call = ToolEvent("tool_call", {"id": "c1", "input": {"sql": "SELECT 1"}})
+    turn, effects = streaming(lc.Frame(call))
+    assert effects == [lc.ShowStep(call)]
+    assert turn.phase is Phase.STREAMING
+    _, effects = streaming(lc.StopClicked(ALICE), lc.Frame(call))
+    assert effects[-1] == lc.ShowStep(call, show=False)
 
 
 def test_visualizations_are_shown_in_arrival_order() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, answered, body
+from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, BotFactory, answered, body
 from trellis_slack.bot.app import Bot
 from trellis_slack.bot.steps import StepLog
 from trellis_slack.fakes.slack_server import FakeSlack
@@ -89,3 +89,19 @@ def test_long_steps_are_cut_and_say_so() -> None:
     assert len(text) <= 2_000
     assert text.endswith(STEPS_CUT)
     assert text.count("```") % 2 == 0
+
+
+async def test_with_native_streaming_each_query_is_a_task_card(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """Streamed natively, each tool call is a task card titled by its step, complete at the end."""
+    trellis.responder = lambda q: with_steps("Revenue was 30.")
+    await start_bot(SLACK_STREAMING="native")
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} revenue by region?")
+    messages = await answered(slack, CHANNEL, ts, "Revenue was 30.")
+    [stream] = slack.streams(CHANNEL, ts)
+    live = slack.stream_of(stream.ts)
+    titles = [str(task.get("title")) for task in live.tasks.values()]
+    assert "Revenue by region" in titles
+    assert set(live.task_statuses().values()) == {"complete"}
+    assert [m for m in messages if has_button(m)]

@@ -51,6 +51,7 @@ from trellis_slack.bot.turn_events import (
     ShowAnswer,
     ShowFailure,
     ShowProgress,
+    ShowStep,
     ShowStopped,
     ShowVisualization,
     StopClicked,
@@ -67,6 +68,7 @@ from trellis_slack.trellis.protocol import (
     Message,
     Processing,
     TextDelta,
+    ToolEvent,
     TrellisEvent,
     Visualization,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "ShowAnswer",
     "ShowFailure",
     "ShowProgress",
+    "ShowStep",
     "ShowStopped",
     "ShowVisualization",
     "Status",
@@ -270,6 +273,9 @@ def _frame(turn: Turn, event: TrellisEvent) -> tuple[Turn, tuple[Effect, ...]]:
         else:
             turn = replace(turn, streamed=turn.streamed + event.content)
         return turn, (ShowProgress(turn.status_line, turn.streamed),)
+    if isinstance(event, ToolEvent):
+        # Kept for "Show steps" even after a Stop (the answer may still beat the interrupt).
+        return turn, (ShowStep(event, show=turn.stop is None),)
     if isinstance(event, Message):
         ended = replace(turn, phase=Phase.ENDED, held=())
         effects: list[Effect] = [

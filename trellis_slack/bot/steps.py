@@ -11,7 +11,7 @@ from trellis_slack.slack.blocks import steps_text
 from trellis_slack.store.base import AnswerStep, Store
 from trellis_slack.trellis.protocol import ToolEvent
 
-__all__ = ["StepLog", "StepsShower", "ToolFields"]
+__all__ = ["StepLog", "StepsShower", "ToolFields", "card_title"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,17 @@ class StepLog:
     def steps(self) -> tuple[AnswerStep, ...]:
         """The steps so far, in the order Trellis took them."""
         return tuple(self._steps)
+
+
+def card_title(step: AnswerStep) -> str:
+    """A step as the title of its task card (plain text, short)."""
+    if step.title:
+        title = step.title
+    elif step.tables:
+        title = "Querying " + ", ".join(step.tables)
+    else:
+        title = "Running a query" if step.kind == "query" else f"Using {step.kind}"
+    return title if len(title) <= 120 else title[:119] + "…"
 
 
 class Ephemerals(Protocol):

@@ -12,13 +12,14 @@ from trellis_slack.bot import attachments, lifecycle
 from trellis_slack.bot.chats import CHAT_QUEUED, OPEN_CHAT_CAP
 from trellis_slack.bot.posting import VisualPoster
 from trellis_slack.bot.seams import TurnHandle
-from trellis_slack.bot.steps import StepLog
+from trellis_slack.bot.steps import StepLog, card_title
+from trellis_slack.bot.views import StreamedView
 from trellis_slack.errors import TrellisAPIError
 from trellis_slack.slack import blocks
 from trellis_slack.slack.events import SlackFile
 from trellis_slack.store.records import Conversation
 from trellis_slack.trellis.client import EditMessage, SendMessage
-from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent, ToolEvent
+from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent
 
 #: What the thread says when Trellis did not take a question's files.
 FILES_NOT_TAKEN = "Trellis did not take the files of this question"
@@ -176,9 +177,6 @@ class Streaming:
                     self.connected = True
                     await runner.perform_now(active, active.feed(lifecycle.Connected()))
                 async for event in turn:
-                    if isinstance(event, ToolEvent):
-                        self.steps.add(event)
-                        continue
                     if isinstance(event, ErrorEvent):
                         if not self.chat_known and _refused_for_cap(event.code, request):
                             # A chat started by its first message (v-seed) was refused.
@@ -220,11 +218,21 @@ class Streaming:
                 self.view.progress(effect.status_line, effect.streamed)
             elif isinstance(effect, lifecycle.ShowVisualization):
                 self.visuals.add(effect.viz)
+            elif isinstance(effect, lifecycle.ShowStep):
+                self._step(effect)
             elif ending:
                 rest.append(effect)
             else:
                 await self.runner.perform_now(self.active, (effect,))
         return tuple(rest)
+
+    def _step(self, effect: lifecycle.ShowStep) -> None:
+        """Keep a step for "Show steps"; with native streaming each tool call is a task card."""
+        step = self.steps.add(effect.event)
+        if step is None or not effect.show or effect.event.name != "tool_call":
+            return
+        if isinstance(self.view, StreamedView) and not self.view.stream.dead:
+            self.view.waiting(card_title(step))
 
 
 class _CapRefused(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trellis_slack.bot.lifecycle_status import Status
-from trellis_slack.trellis.protocol import ChatMetadata, TrellisEvent, Visualization
+from trellis_slack.trellis.protocol import ChatMetadata, ToolEvent, TrellisEvent, Visualization
 
 # Events
 
@@ -77,6 +77,14 @@ class ShowVisualization:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowStep:
+    """Keep one of Trellis's steps (a tool event) for "Show steps"; ``show`` it as a task card."""
+
+    event: ToolEvent
+    show: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RememberChat:
     """Record the Trellis chat (and the question's Trellis id) for follow-ups, edits, deletions."""
 
@@ -128,6 +136,7 @@ Effect = (
     Interrupt
     | ShowProgress
     | ShowVisualization
+    | ShowStep
     | RememberChat
     | ShowAnswer
     | ShowStopped
