@@ -126,3 +126,18 @@ async def test_an_unsupported_file_is_named_and_the_question_still_goes(
     assert attachments.UNSUPPORTED in line
     assert "sales.csv" not in line
     assert [q.get("message") for q in questions(trellis)] == ["totals?"]
+
+
+async def test_a_csv_with_the_question_reaches_trellis_with_it(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A CSV attached to the mention is uploaded into the chat and named in the question."""
+    trellis.responder = lambda q: answer("Totals: 7.")
+    ts = await slack.post_with_files(
+        CHANNEL, ALICE, f"{MENTION} totals?", [HumanFile("sales.csv", CSV)]
+    )
+    await answered(slack, CHANNEL, ts, "Totals: 7.")
+    [frame] = questions(trellis)
+    assert len(frame["upload_ids"]) == 1
+    assert len(trellis.uploads) == 1
+    assert not any("did not take" in body(m) for m in replies(slack, CHANNEL, ts))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import pytest
-
-from trellis_slack.fakes.trellis_server import FakeTrellis, Version
+from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.trellis import protocol
 from trellis_slack.trellis.client import TrellisClient
 from trellis_slack.trellis.connection import Connection, Sink
@@ -137,16 +135,26 @@ async def test_past_the_uploads_limit_it_waits_once_then_asks_without_files() ->
         assert "slow down" in turn.files_refused
 
 
-@pytest.mark.parametrize("version", ["seed", "current"])
-async def test_without_uploads_the_question_goes_alone(version: Version) -> None:
-    """A seed Trellis (no chat first) or a host without uploads: no upload_ids, a reason kept."""
-    async with FakeTrellis(version=version) as trellis:
-        turn = await run(trellis, SendMessage("sum it", files=(CSV,)), uploads=version == "seed")
+async def test_a_seed_trellis_gets_the_question_alone() -> None:
+    """A seed Trellis (no chat first, no uploads): no upload_ids, and the reason is kept."""
+    async with FakeTrellis(version="seed") as trellis:
+        turn = await run(trellis, SendMessage("sum it", files=(CSV,)), uploads=True)
         (frame,) = [r.frame for r in trellis.actions("send_message")]
         assert isinstance(frame, dict)
         assert "upload_ids" not in frame
         assert turn.files_refused == "this Trellis does not take files"
         assert trellis.uploads == {}
+
+
+async def test_the_clients_own_host_uploads_the_files() -> None:
+    """TrellisClient itself uploads a question's files into its chat and names them."""
+    async with FakeTrellis(version="current") as trellis:
+        turn = await run(trellis, SendMessage("sum it", files=(CSV,)), uploads=False)
+        (frame,) = [r.frame for r in trellis.actions("send_message")]
+        assert isinstance(frame, dict)
+        assert len(frame["upload_ids"]) == 1
+        assert turn.files_refused is None
+        assert len(trellis.uploads) == 1
 
 
 def test_send_message_names_upload_ids_only_with_a_chat() -> None:

@@ -34,6 +34,7 @@ from trellis_slack.trellis.protocol import ErrorEvent, MalformedFinal, Pong, Tre
 from trellis_slack.trellis.rest import TrellisRest
 from trellis_slack.trellis.tokens import TokenProvider, with_token
 from trellis_slack.trellis.turn import EditMessage, SendMessage, Turn
+from trellis_slack.trellis.uploads import FileToUpload, Uploaded
 
 __all__ = [
     "CLOSE_AUTH",
@@ -205,6 +206,19 @@ class _TurnHost:
 
     async def pace(self, conn: Connection) -> None:
         await self._pools.pace(conn)
+
+    async def upload(
+        self, identity: str | None, chat_id: str, files: tuple[FileToUpload, ...]
+    ) -> tuple[Uploaded, ...]:
+        """Upload ``files`` into ``chat_id`` as ``identity`` (REST); raises as `TrellisRest.upload`."""
+        rest = self._rest
+        if rest is None:
+            raise TrellisAPIError("this Trellis takes no files", status=404)
+
+        async def upload(token: str) -> tuple[Uploaded, ...]:
+            return await rest.upload(token, chat_id, files)
+
+        return await with_token(self._tokens, identity, upload)
 
     async def create_chat(
         self, identity: str | None, request: SendMessage, *, on_wait: OnQueued | None = None
