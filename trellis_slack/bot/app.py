@@ -21,6 +21,7 @@ from trellis_slack.bot.commands import Commands
 from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.routes import Listeners, build_app
+from trellis_slack.bot.steps import StepsShower
 from trellis_slack.bot.turn import Defaults, TurnRunner
 from trellis_slack.bot.views import STATUS_AFTER
 from trellis_slack.errors import ConfigError, SlackRefused, StateError
@@ -166,6 +167,7 @@ class Bot:
             feedback=Feedback(
                 slack=slack, store=store, rest=rest, tokens=tokens, identities=bridge.queue
             ),
+            steps=StepsShower(slack=slack, store=store),
         )
         app = build_app(client, listeners)
         await bridge.recover()

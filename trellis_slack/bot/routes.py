@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -39,8 +39,7 @@ class Listeners:
     commands: Commands
     home: Home
     feedback: Feedback
-    #: Shows an answer's steps; None builds one from `feedback`'s Slack and store.
-    steps: StepsShower | None = field(default=None)
+    steps: StepsShower
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +110,8 @@ def _on_feedback(listeners: Listeners, body: dict[str, Any]) -> None:
 def _on_show_steps(listeners: Listeners, body: dict[str, Any]) -> None:
     click = parse_show_steps(body)
     if click:
-        shower = listeners.steps or StepsShower(
-            slack=listeners.feedback.slack, store=listeners.feedback.store
-        )
         listeners.bridge.spawn(
-            shower.on_click(
+            listeners.steps.on_click(
                 channel_id=click.channel_id,
                 user_id=click.user_id,
                 question_ts=click.question_ts,
