@@ -737,3 +737,13 @@ async def test_seed_has_no_feedback_endpoint(seed: FakeTrellis) -> None:
     assert status == 404
     assert "detail" in answer_body
     assert seed.feedback_requests == []
+
+
+async def test_send_message_refuses_upload_ids_that_are_not_in_its_chat(
+    current: FakeTrellis,
+) -> None:
+    """upload_ids must name uploads made into that very chat."""
+    ws = await login(current)
+    chat_id = await new_chat(current)
+    error = (await ask_error(ws, "q", chat_id=chat_id, upload_ids=["upl_nope"]))[-1]["data"]
+    assert error["code"] == "UPLOAD_NOT_FOUND"

@@ -273,6 +273,11 @@ class SocketServer:
             if chat is None:
                 return Problem(f"Chat not found: {chat_id}", "CHAT_NOT_FOUND")
             integration_id = integration_id or chat.integration_id
+            problem = state.upload_problem(chat, frame.get("upload_ids"))
+            if problem is not None:
+                return problem
+        elif frame.get("upload_ids") is not None:
+            return Problem("upload_ids requires chat_id", "INVALID_REQUEST")
         problem = state.datasource_problem(integration_id)
         if problem is not None:
             return problem
