@@ -64,3 +64,23 @@ async def test_an_answer_slack_refuses_with_its_native_chart_comes_with_the_imag
     assert kinds(message)[0] == "image"
     assert "data_visualization" not in kinds(message)
     assert len(slack.files) == 1
+
+
+async def test_an_answer_whose_chart_slack_refuses_twice_still_shows_its_text(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """If Slack refuses even the image (a file not ready yet), the text arrives with a line why."""
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [
+        Step.chart("bar", [("north", 3), ("south", 5)], title="Orders by region"),
+        Step.pause(gate),
+        *answer("South leads."),
+    ]
+    await start_bot()  # charts as images (SLACK_CHARTS=png in the tests' environment)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} orders by region")
+    await trellis.wait_for_action("send_message")
+    slack.fail("chat.update", "invalid_blocks", times=1)
+    gate.set()
+    [message] = await answered(slack, CHANNEL, ts, "South leads.")
+    assert "image" not in kinds(message)
+    assert "could not show" in str(message) or "would not show" in str(message)

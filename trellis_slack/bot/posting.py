@@ -305,17 +305,34 @@ class VisualPoster:
             task.cancel()
 
 
+#: Blocks a refused answer is sent again without: what Slack may refuse that the text does not need
+#: (an image whose file Slack has not finished processing, a chart or table block it will not draw).
+_VISUAL_BLOCKS = frozenset({"image", "table", "data_table", "data_visualization"})
+
+
 def without_markdown(piece: blocks.Rendered) -> blocks.Rendered:
-    """The same answer text as plain mrkdwn sections, for when Slack refuses a markdown block.
+    """The same answer text as plain mrkdwn sections, for when Slack refuses the formatted answer.
 
     Slack's markdown block is newer than its sections; should a workspace or a piece of Markdown
     make Slack refuse it, the reader gets the raw text rather than nothing: never a lost answer.
+    Charts and tables go too (they may be what Slack refused), and a line says they could not
+    be shown.
     """
     markdown = "\n\n".join(
         str(block.get("text", "")) for block in piece.blocks if block.get("type") == "markdown"
     )
-    others = tuple(block for block in piece.blocks if block.get("type") != "markdown")
-    return blocks.Rendered(piece.text, (*mrkdwn_section(escape_mrkdwn(markdown)), *others))
+    kept = [
+        block
+        for block in piece.blocks
+        if block.get("type") != "markdown" and block.get("type") not in _VISUAL_BLOCKS
+    ]
+    dropped = any(block.get("type") in _VISUAL_BLOCKS for block in piece.blocks)
+    note = (
+        blocks.note("Slack would not show this answer's charts or tables.").blocks
+        if dropped
+        else ()
+    )
+    return blocks.Rendered(piece.text, (*note, *mrkdwn_section(escape_mrkdwn(markdown)), *kept))
 
 
 def _note_blocks(note: str | None) -> tuple[Block, ...]:
