@@ -6,12 +6,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from trellis_slack.bot.lifecycle import Status
+from trellis_slack.bot.posting import ThreadPoster
 from trellis_slack.bot.threads import ThreadTurns
 from trellis_slack.bot.turn import RESTARTED, Ask, TurnRunner
 from trellis_slack.slack import blocks
 from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
-from trellis_slack.store.records import BotPost, PostKind, QuestionRecord
+from trellis_slack.store.records import PostKind, QuestionRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,13 @@ class AnswerQueue:
         old answers there). A question deleted or dropped while it waited is not asked.
         """
         waiting: list[str] = []
+        poster = _poster(self, question)
 
         async def say_it_waits() -> None:
-            ts = await self.slack.post(
-                question.channel_id, question.thread_ts, blocks.waiting(WAITING)
-            )
+            # Recorded at once, so a crash while it waits cannot leave it behind unexplained.
+            ts = await poster.post(blocks.waiting(WAITING), PostKind.STATUS)
             if ts is not None:
                 waiting.append(ts)
-                # Recorded at once, so a crash while it waits cannot leave it behind unexplained.
-                await self._record(question, ts, PostKind.STATUS)
 
         async with self.turns.hold(
             question.channel_id, question.thread_ts, question.ts, on_wait=say_it_waits
@@ -74,10 +73,8 @@ class AnswerQueue:
             record = await self.store.question(question.channel_id, question.ts)
             if record is None or record.status is not Status.QUEUED:
                 # Deleted (or dropped by an edit) while it waited: nothing to answer.
-                if status_ts is not None and await self.slack.delete(
-                    question.channel_id, status_ts
-                ):
-                    await self.store.remove_bot_post(question.channel_id, ts=status_ts)
+                if status_ts is not None:
+                    await poster.forget(status_ts)
                 return
             if self.closing:
                 await self.store.update_question(record.channel_id, record.ts, status=Status.FAILED)
@@ -87,8 +84,8 @@ class AnswerQueue:
                 await prepare(record)
                 record = await self.store.question(record.channel_id, record.ts) or record
             if in_place_of is not None:
-                if status_ts is not None and await self.slack.delete(record.channel_id, status_ts):
-                    await self.store.remove_bot_post(record.channel_id, ts=status_ts)
+                if status_ts is not None:
+                    await poster.forget(status_ts)
                 status_ts = in_place_of
             await self.runner.run(
                 Ask(record, team_id=team_id, identity=identity, reask=reask), status_ts=status_ts
@@ -98,17 +95,11 @@ class AnswerQueue:
         """Say a question was not answered because of a restart, with Retry (nothing is retyped)."""
         note = blocks.failure(RESTARTED, retry_value=question.ts)
         if status_ts is None or not await self.slack.update(question.channel_id, status_ts, note):
-            ts = await self.slack.post(question.channel_id, question.thread_ts, note)
-            if ts is not None:
-                await self._record(question, ts, PostKind.ERROR)
+            await _poster(self, question).post(note, PostKind.ERROR)
 
-    async def _record(self, question: QuestionRecord, ts: str, kind: PostKind) -> None:
-        await self.store.add_bot_post(
-            BotPost(
-                channel_id=question.channel_id,
-                question_ts=question.ts,
-                ts=ts,
-                file_id=None,
-                kind=kind,
-            )
-        )
+
+def _poster(queue: AnswerQueue, question: QuestionRecord) -> ThreadPoster:
+    """Posts for ``question`` in its thread, each recorded against it."""
+    return ThreadPoster(
+        queue.slack, queue.store, question.channel_id, question.thread_ts, question.ts
+    )
