@@ -29,20 +29,11 @@ class ButtonClick:
 
 
 def parse_button(body: Mapping[str, Any]) -> ButtonClick | None:
-    """A ``block_actions`` payload as a click; None (and a warning) when fields are missing."""
-    try:
-        action = body["actions"][0]
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or body["channel"]["id"]
-        return ButtonClick(
-            channel_id=str(channel),
-            question_ts=str(action["value"]),
-            user_id=str(body["user"]["id"]),
-            message_ts=non_empty(container, "message_ts"),
-        )
-    except (KeyError, IndexError, TypeError, AttributeError):
-        logger.warning("a button payload without the fields it needs was ignored")
+    """A Stop or Retry click (the button's value is the question's ts); None when parts lack."""
+    click = parse_feedback(body)  # the same parts: channel, user, message, the button's value
+    if click is None:
         return None
+    return ButtonClick(click.channel_id, click.value, click.user_id, click.message_ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +124,8 @@ class FeedbackClick:
 
 
 def parse_feedback(body: Mapping[str, Any]) -> FeedbackClick | None:
-    """The ``block_actions`` of a ``feedback_buttons`` click, or None when it lacks a part."""
+    """A ``block_actions`` click (a button or ``feedback_buttons``): channel, user, message and
+    the chosen button's value; None (and a warning) when it lacks a part."""
     container = body.get("container")
     container = container if isinstance(container, Mapping) else {}
     channel = body.get("channel")
@@ -146,7 +138,7 @@ def parse_feedback(body: Mapping[str, Any]) -> FeedbackClick | None:
     user_id = non_empty(user, "id") if isinstance(user, Mapping) else None
     value = non_empty(action, "value") if isinstance(action, Mapping) else None
     if channel_id is None or user_id is None or value is None:
-        logger.warning("a feedback click without channel, user or value was ignored")
+        logger.warning("a click without channel, user or value was ignored")
         return None
     return FeedbackClick(
         channel_id,
