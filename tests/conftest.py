@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, DM, MALLORY, BotFactory, bot_env
+from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, DM, MALLORY, BotFactory, Clock, bot_env
 from trellis_slack.bot.app import Bot
 from trellis_slack.demo.runner import Demo
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import Settings
+from trellis_slack.store.sqlite import SqliteStore
 from trellis_slack.trellis.client import Backoff
 
 
@@ -99,3 +100,16 @@ async def demo(hold: asyncio.Event) -> AsyncIterator[Demo]:
     ) as running:
         yield running
         hold.set()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def clocked_store(clock: Clock) -> AsyncIterator[SqliteStore]:
+    """An in-memory store whose time is ``clock``."""
+    store = await SqliteStore.open(":memory:", clock=clock)
+    yield store
+    await store.close()

@@ -21,6 +21,16 @@ CHANNEL, DM = "C0GENERAL", "D0ALICE"
 BotFactory = Callable[..., Awaitable[Bot]]
 
 
+class Clock:
+    """A settable Unix time, for a store's ``clock``."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def bot_env(slack: FakeSlack, trellis: FakeTrellis, db: Path, **extra: str) -> dict[str, str]:
     env = {
         "SLACK_BOT_TOKEN": "xoxb-fake-bot-token",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.bot.fakes import FakeRenderer, FakeTurnSource, memory_store, slack_io
 from tests.bot.test_turn_unit import asked, shows
+from tests.helpers import Clock
 from trellis_slack.bot.chats import CHAT_QUEUED, Chats, keep_retiring
 from trellis_slack.bot.turn import Defaults, TurnRunner
 from trellis_slack.errors import TrellisUnavailable
@@ -34,24 +34,9 @@ class Deleter:
         return True
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(clock: Clock) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(":memory:", clock=clock)
-    yield s
-    await s.close()
+def store(clocked_store: SqliteStore) -> SqliteStore:
+    return clocked_store
 
 
 async def used(store: SqliteStore, clock: Clock, thread: str, owner: str = "") -> Conversation:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import Clock
 from trellis_slack.bot.lifecycle_status import Status
 from trellis_slack.store.records import Conversation, QuestionRecord
 from trellis_slack.store.schema import SCHEMA_VERSION
@@ -16,26 +16,9 @@ from trellis_slack.store.sqlite import SqliteStore
 DAY = 86_400.0
 
 
-class Clock:
-    """A settable Unix time."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(clock: Clock) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(":memory:", clock=clock)
-    yield s
-    await s.close()
+def store(clocked_store: SqliteStore) -> SqliteStore:
+    return clocked_store
 
 
 def chat(thread: str, owner: str = "", chat_id: str | None = None) -> Conversation:
