@@ -264,7 +264,8 @@ class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps):
                     status,
                 )
             return False
-        self._changed(channel_id, self._thread_of(channel_id, ts))
+        if self._waiters:  # the thread is looked up only when someone waits for one
+            self._changed(channel_id, self._thread_of(channel_id, ts))
         return True
 
     def _thread_of(self, channel_id: str, ts: str) -> str | None:

@@ -87,8 +87,9 @@ class TurnClaims:
 
     def _add_bot_post(self, post: BotPost) -> None:
         self._add_bot_post_row(post)
-        if post.kind is PostKind.STATUS:
-            # A question now shows itself: the questions waiting behind it may say they wait.
+        # A question now shows itself: the questions waiting behind it may say they wait. The
+        # thread is looked up only when someone waits for one.
+        if post.kind is PostKind.STATUS and self._waiters:
             self._changed(post.channel_id, self._thread_of(post.channel_id, post.question_ts))
 
     async def release_turn(self, channel_id: str, thread_ts: str, holder: str) -> None:
