@@ -18,6 +18,7 @@ from trellis_slack.logs import LogFormat
 FollowUps = Literal["all", "mentions"]
 Streaming = Literal["native", "update"]
 Charts = Literal["auto", "native", "png"]
+PrivateAnswers = Literal["off", "ephemeral", "dm"]
 
 #: Every variable the bridge reads, with its one-line meaning. The README's configuration table is
 #: tested against this mapping, so a variable cannot be added without being documented.
@@ -36,6 +37,7 @@ VARIABLES: dict[str, str] = {
     "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
     "SLACK_STREAMING": "`native`: answers stream into their message with Slack's streaming methods, steps as task cards (default); `update`: the message is edited as the answer grows (for workspaces that cannot stream).",
     "SLACK_CHARTS": "`auto`: charts Slack can draw itself become native chart blocks, the others PNG images (default); `native`: the same, native wherever it fits; `png`: always images.",
+    "PRIVATE_ANSWERS": "Where answers to questions asked in channels go: `off`: in the thread, for everyone there (default); `ephemeral`: in the thread, visible only to the asker, with a button to share it; `dm`: in the asker's DM with the bot, with a short link left in the thread. Meant for `TRELLIS_API_KEY`, where an answer is built on the asker's own Trellis permissions.",
     "SUGGESTED_PROMPTS": "Up to 4 prompts, separated by `;`, suggested when someone opens the bot's conversation; each `Title=question` or just the question. Default: four questions a data analyst is often asked.",
     "ALLOWED_CHANNELS": "Comma-separated channel ids the bot answers in (DMs included by id). Default: everywhere it is invited.",
     "ALLOWED_USERS": "Comma-separated Slack user ids allowed to ask. Default: everyone in the workspace.",
@@ -87,6 +89,8 @@ class Settings:
     follow_ups: FollowUps = "all"
     slack_streaming: Streaming = "native"
     slack_charts: Charts = "auto"
+    #: Where answers to channel questions go (`bot.private`); DMs are private already.
+    private_answers: PrivateAnswers = "off"
     suggested_prompts: tuple[tuple[str, str], ...] = DEFAULT_PROMPTS
     allowed_channels: frozenset[str] | None = None
     allowed_users: frozenset[str] | None = None
@@ -119,15 +123,20 @@ class Settings:
         env: Mapping[str, str],
         *,
         require_slack: bool = True,
+        require_trellis: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> Settings:
-        """Build settings from ``env``; raise ``ConfigError`` listing *every* problem at once."""
+        """Build settings from ``env``; raise ``ConfigError`` listing *every* problem at once.
+
+        ``require_trellis=False`` leaves the Trellis credentials out (unread), for checking the
+        Slack half of a configuration whose Trellis half is wrong (``trellis-slack check``).
+        """
         reader = _Reader(env)
         bot_token = reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-", required=require_slack)
         app_token = reader.secret("SLACK_APP_TOKEN", prefix="xapp-", required=require_slack)
-        trellis_token = reader.secret("TRELLIS_TOKEN")
-        api_key = reader.secret("TRELLIS_API_KEY")
-        if trellis_token is None and api_key is None:
+        trellis_token = reader.secret("TRELLIS_TOKEN") if require_trellis else None
+        api_key = reader.secret("TRELLIS_API_KEY") if require_trellis else None
+        if require_trellis and trellis_token is None and api_key is None:
             reader.problems.append(
                 "TRELLIS_TOKEN or TRELLIS_API_KEY is required: set a Trellis JWT shared by all "
                 "users, or an API key to mint one per Slack user"
@@ -162,6 +171,7 @@ class Settings:
             follow_ups=reader.follow_ups(),
             slack_streaming=reader.streaming(),
             slack_charts=reader.charts(),
+            private_answers=reader.private_answers(),
             suggested_prompts=reader.prompts(),
             allowed_channels=reader.id_list("ALLOWED_CHANNELS"),
             allowed_users=reader.id_list("ALLOWED_USERS"),
@@ -296,6 +306,10 @@ class _Reader:
         if value != "auto":
             self.problems.append(f"SLACK_CHARTS must be 'auto', 'native' or 'png' (got {value!r})")
         return "auto"
+
+    def private_answers(self) -> PrivateAnswers:
+        value = self.choice("PRIVATE_ANSWERS", ("off", "ephemeral", "dm"), "off", upper=False)
+        return "ephemeral" if value == "ephemeral" else "dm" if value == "dm" else "off"
 
     def streaming(self) -> Streaming:
         value = (self.optional("SLACK_STREAMING") or "native").lower()
