@@ -162,3 +162,16 @@ class Store(Protocol):
 
     async def answer_steps(self, channel_id: str, question_ts: str) -> list[AnswerStep]:
         """The steps of the question's latest answer, in order; empty when none were kept."""
+
+    # Answers shown only to their asker (``PRIVATE_ANSWERS=ephemeral``), kept for Share.
+    async def keep_private_answer(self, channel_id: str, question_ts: str, body: str) -> None:
+        """Keep the answer's message bodies (JSON); a new answer replaces it, unshared."""
+
+    async def private_answer(self, channel_id: str, question_ts: str) -> str | None:
+        """The kept private answer of the question, or None."""
+
+    async def claim_share(self, channel_id: str, question_ts: str, user_id: str) -> bool:
+        """Mark the kept answer shared by ``user_id``; False if shared already (or none kept)."""
+
+    async def release_share(self, channel_id: str, question_ts: str) -> None:
+        """Undo `claim_share` (Slack refused to post the shared answer)."""

@@ -180,6 +180,17 @@ def _migration_6_answer_steps(db: Database) -> None:
     )
 
 
+def _migration_7_private_answers(db: Database) -> None:
+    """Answers shown only to their asker (``PRIVATE_ANSWERS=ephemeral``), kept for Share."""
+    db.create_table(
+        "private_answers",
+        {"channel_id": str, "question_ts": str, "body": str, "shared_by": str},
+        pk=("channel_id", "question_ts"),
+        not_null={"body"},
+        if_not_exists=True,
+    )
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1_initial,
     _migration_2_greeted_users,
@@ -187,6 +198,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_4_feedback,
     _migration_5_chat_upkeep,
     _migration_6_answer_steps,
+    _migration_7_private_answers,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ from trellis_slack.store.records import (
 from trellis_slack.store.schema import MEMORY, open_sync
 from trellis_slack.store.sqlite_chats import ChatUpkeep
 from trellis_slack.store.sqlite_feedback import Votes
+from trellis_slack.store.sqlite_private import PrivateAnswers
 from trellis_slack.store.sqlite_records import Records
 from trellis_slack.store.sqlite_steps import Steps
 from trellis_slack.store.sqlite_turns import TurnClaims
@@ -50,7 +51,7 @@ def _question_of(row: dict[str, Any]) -> QuestionRecord:
     )
 
 
-class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps):
+class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers):
     """Durable bot state in one SQLite file, all database work on one worker thread.
 
     Open with ``await SqliteStore.open(path)``; every method is a coroutine that runs its SQL on the
