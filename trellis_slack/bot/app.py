@@ -106,20 +106,21 @@ class Bot:
         self._stack.push_async_callback(end)
 
     async def start(self) -> None:
-        """Open the state file, check the Slack tokens, connect to Trellis and to Socket Mode."""
+        """Check the Slack tokens, open the state file, connect to Trellis and to Socket Mode."""
         settings, stack = self.settings, self._stack
-        store = await SqliteStore.open(settings.db_path)
-        stack.push_async_callback(store.close)
-        self.store = store
-        await store.prune(CLAIM_RETENTION_DAYS)
-        self._background(self._prune_daily(store))
-
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         stack.push_async_callback(session.close)
         client = slack_client(settings, session)
         slack = SlackIO(client)
         bot = await self._identify(slack)
         await self._check_app_token(slack, settings.slack_app_token)
+
+        # Only once Slack took both tokens: a wrong one leaves no state file behind.
+        store = await SqliteStore.open(settings.db_path)
+        stack.push_async_callback(store.close)
+        self.store = store
+        await store.prune(CLAIM_RETENTION_DAYS)
+        self._background(self._prune_daily(store))
 
         rest = TrellisRest(settings.trellis_api_url)
         stack.push_async_callback(rest.aclose)
@@ -254,7 +255,10 @@ class Bot:
         self._stopped = True
         self._grace = grace
         await self._stack.aclose()
-        log.info("stopped; %s", self.metrics.summary())
+        if self.metrics.outcomes:  # a start-up that failed, or answered nothing, has no numbers
+            log.info("stopped; %s", self.metrics.summary())
+        elif self.handler is not None:
+            log.info("stopped")
 
     @staticmethod
     async def _prune_daily(store: Store) -> None:
