@@ -1,7 +1,14 @@
-"""The ``trellis-slack`` command line: read the environment once, then run a subcommand.
+"""The ``trellis-slack`` command line: read the environment (and ``./.env``) once, then a subcommand.
 
-Exit codes: 0 success; 1 the bot stopped on an error, or ``check`` found a problem; 2 the
-configuration is invalid (``run`` and ``check`` report it the same way).
+Exit codes: 0 success; 1 the bot stopped on an error, or ``check`` found a problem (a configuration
+problem included: ``check`` reports it and checks what it still can); 2 ``run`` cannot start, the
+configuration is invalid.
+
+``run`` and ``check`` read ``./.env`` when it exists, or the file ``--env-file`` names (which must
+exist), with python-dotenv, without interpolation (a ``$`` in a token stays a ``$``, as with
+``docker --env-file``) and without touching ``os.environ``. The real environment wins over the
+file. Which file was read, and which of its names the environment overrides, is said at start-up;
+values never are.
 """
 
 from __future__ import annotations
@@ -12,12 +19,16 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from trellis_slack import __version__, logs
 from trellis_slack.errors import ConfigError, DemoError, TrellisSlackError
 from trellis_slack.settings import VARIABLES, Settings
 
 log = logging.getLogger(__name__)
+
+#: The variables whose values are secrets: scrubbed from whatever is printed or logged.
+_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TRELLIS_TOKEN", "TRELLIS_API_KEY")
 
 
 def _port(text: str) -> int:
@@ -35,13 +46,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trellis-slack",
         description="Ask the Trellis AI data analyst questions from Slack.",
-        epilog="Configuration comes from environment variables: see `trellis-slack config`.",
+        epilog="Configuration comes from environment variables and ./.env: see `trellis-slack config`.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_parser("run", help="start the bot (Socket Mode)")
+    env_file = argparse.ArgumentParser(add_help=False)
+    env_file.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read variables from this file instead of ./.env (the environment wins over it)",
+    )
+    commands.add_parser(
+        "run",
+        parents=[env_file],
+        help="start the bot (Socket Mode; exit 2 on a configuration problem)",
+    )
     commands.add_parser(
         "check",
+        parents=[env_file],
         help="check the configuration, Slack and Trellis, and say what to fix (exit 1 on a problem)",
     )
     commands.add_parser("config", help="list the environment variables the bot reads")
@@ -56,10 +78,53 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
+def read_env_file(
+    environ: Mapping[str, str], env_file: str | None, cwd: Path | None
+) -> tuple[dict[str, str], str | None]:
+    """``environ`` over the variables of ``env_file`` (or ``cwd/.env``), and what was read, in words.
+
+    The words name the file and the variables the environment overrides, never a value. No
+    ``./.env`` (or no ``cwd``) and no ``--env-file`` is not an error; a missing ``--env-file`` is
+    (``ConfigError``). A relative ``--env-file`` is taken from ``cwd`` (else the current folder).
+    """
+    from dotenv import dotenv_values  # noqa: PLC0415  (keeps `--help` fast)
+
+    if env_file is None:
+        path, shown = (cwd or Path()) / ".env", "./.env"
+        if cwd is None or not path.is_file():
+            return dict(environ), None
+    else:
+        path, shown = Path(env_file), env_file
+        if not path.is_absolute():
+            path = (cwd or Path.cwd()) / path
+        if not path.is_file():
+            raise ConfigError([f"--env-file {env_file}: there is no such file"])
+    try:
+        values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read {shown}: {type(exc).__name__}"]) from None
+    read = {name: value for name, value in values.items() if value is not None}
+    overridden = sorted(name for name in read if name in environ)
+    note = f"read {len(read)} variable{'s' if len(read) != 1 else ''} from {shown}"
+    if overridden:
+        note += f"; the environment overrides {', '.join(overridden)}"
+    return {**read, **environ}, note
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+) -> int:
+    """Entry point of the console script; returns the process exit code.
+
+    ``env`` stands for ``os.environ``, ``cwd`` for the folder ``./.env`` is looked up in. Without
+    ``cwd``: the current folder for the real environment; none for a given ``env`` (tests), whose
+    runs then read only an ``--env-file``.
+    """
     args = _parser().parse_args(argv)
-    environ = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     if args.command == "config":
         for name, meaning in VARIABLES.items():
             print(f"{name:24} {meaning}")
@@ -67,29 +132,25 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "demo":
         return _demo(args.port, open_browser=not args.no_browser, environ=environ)
     try:
+        folder = cwd if cwd is not None else (Path.cwd() if env is None else None)
+        environ, note = read_env_file(environ, args.env_file, folder)
+    except ConfigError as exc:
+        _print_problems(f"cannot {args.command}, the configuration has problems:", exc)
+        return 2
+    secrets = [environ[name].strip() for name in _SECRETS if environ.get(name, "").strip()]
+    if args.command == "check":
+        return _check(environ, note, secrets)
+    try:
         settings = Settings.from_mapping(environ)
     except ConfigError as exc:
-        verb = "check" if args.command == "check" else "start"
-        _print_problems(f"cannot {verb}, the configuration has problems:", exc)
+        if note:
+            print(f"trellis-slack: {note}", file=sys.stderr)
+        _print_problems("cannot start, the configuration has problems:", exc)
         print("Run `trellis-slack config` for the list of variables.", file=sys.stderr)
         return 2
-    secrets = [
-        s
-        for s in (
-            settings.slack_bot_token,
-            settings.slack_app_token,
-            settings.trellis_token,
-            settings.trellis_api_key,
-        )
-        if s
-    ]
-    if args.command == "check":
-        # The report is the output: the log only says more when asked to (LOG_LEVEL=DEBUG).
-        logs.configure(
-            "DEBUG" if settings.log_level == "DEBUG" else "ERROR", secrets, fmt=settings.log_format
-        )
-        return _check(settings, tuple(secrets))
     logs.configure(settings.log_level, secrets, fmt=settings.log_format)
+    if note:
+        log.info("%s", note)
     for warning in settings.warnings:
         log.warning("%s", warning)
     try:
@@ -110,11 +171,20 @@ def _print_problems(headline: str, exc: ConfigError) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def _check(settings: Settings, secrets: tuple[str, ...]) -> int:
-    from trellis_slack.ops.diagnostics import run_checks  # noqa: PLC0415  (keeps `--help` fast)
+def _check(environ: Mapping[str, str], note: str | None, secrets: list[str]) -> int:
+    """``check``: the report is the output; the log says more only with ``LOG_LEVEL=DEBUG``."""
+    from trellis_slack.ops.diagnostics import check_environment  # noqa: PLC0415  (fast `--help`)
 
-    report = asyncio.run(run_checks(settings))
-    print(report.render(secrets))
+    debug = environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
+    fmt: logs.LogFormat = "json" if environ.get("LOG_FORMAT", "").strip() == "json" else "text"
+    # Above CRITICAL: no log line (a failed socket, a library's retry) lands above the report.
+    logs.configure("DEBUG" if debug else "CRITICAL", secrets, fmt=fmt)
+    if not debug:
+        logging.getLogger().setLevel(logging.CRITICAL + 1)
+    if note:
+        print(f"Configuration: {note}.")
+    report = asyncio.run(check_environment(environ))
+    print(report.render(tuple(secrets)))
     return 0 if report.passed else 1
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
+import jwt
 import pytest
 
 from tests.helpers import bot_env
@@ -268,13 +272,78 @@ async def test_per_user_mode_with_a_wrong_api_key(
     assert "the API key check failed" in line(out, "- Trellis connection")
 
 
-def test_invalid_configuration_is_reported_like_run(capsys: pytest.CaptureFixture[str]) -> None:
-    """`check` with a broken configuration lists every problem as `run` does and exits 2."""
-    assert main(["check"], {"SLACK_BOT_TOKEN": "xoxp-user"}) == 2
-    err = capsys.readouterr().err
-    assert "SLACK_BOT_TOKEN must start with 'xoxb-'" in err
-    assert "SLACK_APP_TOKEN is required" in err
-    assert "TRELLIS_TOKEN or TRELLIS_API_KEY is required" in err
+def test_invalid_configuration_is_a_failed_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """`check` with a broken configuration lists every problem in its report and exits 1."""
+    assert main(["check"], {"SLACK_BOT_TOKEN": "xoxp-user"}) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    report = captured.out
+    assert report.startswith("✗ Configuration: 3 problems:\n")
+    assert "    - SLACK_BOT_TOKEN must start with 'xoxb-'\n" in report
+    assert "    - SLACK_APP_TOKEN is required\n" in report
+    assert "    - TRELLIS_TOKEN or TRELLIS_API_KEY is required" in report
+    assert "the Slack configuration has a problem" in line(report, "- Slack bot token")
+    assert "the Trellis configuration has a problem" in line(report, "- Trellis connection")
+
+
+def test_help_says_what_check_exits_with() -> None:
+    """The exit code `check --help`'s parent promises (1 on a problem) is the one a problem gives."""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "trellis_slack", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(exit 1 on a problem)" in " ".join(help_text.split())
+    assert main(["check"], {}) == 1
+
+
+async def test_an_expired_trellis_token_still_lets_slack_be_checked(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An expired TRELLIS_TOKEN fails the configuration line; Slack is still checked, Trellis skipped."""
+    expired = jwt.encode(
+        {"sub": "m", "exp": int(time.time()) - 3600},
+        "a-secret-of-at-least-32-bytes-length!",
+        algorithm="HS256",
+    )
+    env = bot_env(slack, trellis, tmp_path / "state.db", TRELLIS_TOKEN=expired)
+    code, out = await check(env, capsys)
+    assert code == 1
+    assert "TRELLIS_TOKEN expired at" in out
+    assert line(out, "✓ Slack bot token")
+    assert line(out, "✓ Slack app token")
+    assert "the Trellis configuration has a problem" in line(out, "- Trellis connection")
+    assert out.rstrip().endswith("1 of 6 checks failed.")
+
+
+async def test_a_bad_slack_token_still_lets_trellis_be_checked(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed SLACK_APP_TOKEN skips the Slack checks; Trellis is still checked."""
+    env = bot_env(slack, trellis, tmp_path / "state.db", SLACK_APP_TOKEN="xoxb-not-an-app-token")
+    code, out = await check(env, capsys)
+    assert code == 1
+    assert "SLACK_APP_TOKEN must start with 'xapp-'" in out
+    assert "the Slack configuration has a problem" in line(out, "- Slack app token")
+    assert line(out, "✓ Trellis connection")
+
+
+async def test_no_log_line_lands_in_the_report(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreachable Trellis is a ✗ line of the report, not a log line above it."""
+    await trellis.stop()
+    env = bot_env(slack, trellis, tmp_path / "state.db")
+    code = await asyncio.to_thread(main, ["check"], env)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "unreachable" in line(captured.out, "✗ Trellis connection")
+    assert captured.err == ""
+    assert all(
+        text[:1] in ("✓", "✗", "!", "-", " ", "") or text[0].isdigit() or text.startswith("All")
+        for text in captured.out.splitlines()
+    ), captured.out
 
 
 def test_report_scrubs_secrets_and_counts_failures() -> None:

@@ -43,7 +43,9 @@ class Report:
         """The report as lines of text: a mark, the check, the detail, and the fix to try."""
         lines: list[str] = []
         for check in self.checks:
-            lines.append(f"{_MARKS[check.status]} {check.name}: {check.detail}")
+            first, *more = check.detail.split("\n")
+            lines.append(f"{_MARKS[check.status]} {check.name}: {first}")
+            lines += [f"    {line}" for line in more]
             if check.fix:
                 lines.append(f"    fix: {check.fix}")
         failed = sum(check.status == "failed" for check in self.checks)
@@ -66,5 +68,11 @@ async def guarded(name: str, check: Callable[[], Awaitable[Check]]) -> Check:
 
 
 def unexpected(name: str, exc: Exception) -> Check:
+    """A bug in a check as a failed line; its traceback goes to the log, shown at DEBUG only."""
     log.error("the check %r failed unexpectedly", name, exc_info=exc)
-    return Check(name, "failed", f"unexpected error ({type(exc).__name__})", "see the log")
+    return Check(
+        name,
+        "failed",
+        f"unexpected error ({type(exc).__name__})",
+        "run `LOG_LEVEL=DEBUG trellis-slack check` to see the traceback, and report it",
+    )

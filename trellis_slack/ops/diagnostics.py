@@ -2,7 +2,10 @@
 
 Choices made here (the docs leave them open):
 
-* Every check runs even after one failed, so one run shows every problem.
+* Every check runs even after one failed, so one run shows every problem. A configuration
+  problem is one of them: the report lists it, then checks the half it does not touch (an expired
+  ``TRELLIS_TOKEN`` still lets Slack be checked, a bad ``SLACK_BOT_TOKEN`` still lets Trellis be);
+  a half the problem does touch is *skipped*, and the check fails (exit 1).
 * Slack: ``auth.test`` with the bot token, and ``apps.connections.open`` with the app token. The
   Socket Mode URL it hands out is neither opened nor shown (it works like a one-time ticket).
 * Trellis: one connection is opened and authenticated, then pinged; no retries (a diagnostic
@@ -17,15 +20,17 @@ Choices made here (the docs leave them open):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aiohttp
 
-from trellis_slack.errors import SlackRefused, SlackUnavailable
+from trellis_slack.errors import ConfigError, SlackRefused, SlackUnavailable
 from trellis_slack.ops.check_report import Check, Report, guarded
 from trellis_slack.ops.trellis_checks import trellis_checks
 from trellis_slack.settings import Settings
 from trellis_slack.slack.web import SlackIO, web_client
 
-__all__ = ["Check", "Report", "run_checks"]
+__all__ = ["Check", "Report", "check_environment", "run_checks"]
 
 #: Slack errors that mean the token itself is no good (wrong, revoked, app uninstalled).
 _BAD_TOKEN = frozenset(
@@ -42,6 +47,57 @@ async def run_checks(settings: Settings, *, per_call: float = 10.0) -> Report:
     checks += await _slack_checks(settings, per_call)
     checks += await trellis_checks(settings, per_call)
     return Report(tuple(checks))
+
+
+async def check_environment(env: Mapping[str, str], *, per_call: float = 10.0) -> Report:
+    """Check the configuration in ``env``, then whatever it still lets be checked."""
+    try:
+        settings = Settings.from_mapping(env)
+    except ConfigError as exc:
+        problems = exc.problems
+    else:
+        return await run_checks(settings, per_call=per_call)
+    checks = [
+        Check(
+            "Configuration",
+            "failed",
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''}:\n"
+            + "\n".join(f"- {problem}" for problem in problems),
+            "fix the variables named (`trellis-slack config` lists them all)",
+        )
+    ]
+    slack_half = _settings_or_none(env, require_trellis=False)
+    if slack_half is None:
+        checks += _skipped(_SLACK_CHECKS, "the Slack configuration has a problem (above)")
+    else:
+        checks += await _slack_checks(slack_half, per_call)
+    # The Trellis half without the Slack tokens (a malformed one must not hide Trellis).
+    trellis_env = {k: v for k, v in env.items() if k not in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")}
+    trellis_half = _settings_or_none(trellis_env, require_slack=False)
+    if trellis_half is None:
+        checks += _skipped(_TRELLIS_CHECKS, "the Trellis configuration has a problem (above)")
+    else:
+        checks += await trellis_checks(trellis_half, per_call)
+    return Report(tuple(checks))
+
+
+_SLACK_CHECKS = ("Slack bot token", "Slack app token")
+_TRELLIS_CHECKS = ("Trellis connection", "Trellis integrations", "Trellis models")
+
+
+def _settings_or_none(
+    env: Mapping[str, str], *, require_slack: bool = True, require_trellis: bool = True
+) -> Settings | None:
+    try:
+        return Settings.from_mapping(
+            env, require_slack=require_slack, require_trellis=require_trellis
+        )
+    except ConfigError:
+        return None
+
+
+def _skipped(names: tuple[str, ...], reason: str) -> list[Check]:
+    return [Check(name, "skipped", reason) for name in names]
 
 
 def _configuration(settings: Settings) -> Check:
