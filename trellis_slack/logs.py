@@ -19,6 +19,8 @@ _SECRET_PATTERNS = re.compile(
     r"|xapp-[A-Za-z0-9-]+"
     r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|(?<=token=)[^&\s\"']+"
+    # A ``"token": "…"`` field, as in a Slack envelope's verification token (JSON or a dict repr).
+    r"|(?<=\"token\": \")[^\"]+|(?<=\"token\":\")[^\"]+|(?<='token': ')[^']+"
 )
 REDACTED = "[redacted]"
 
@@ -118,8 +120,45 @@ def add_log_context(**values: str | None) -> None:
     _context.set(merged)
 
 
+#: Loggers of this project; every other logger belongs to a library.
+_OWN = ("trellis_slack", "tests", "bench", "__main__")
+
+
+class LibraryFilter(logging.Filter):
+    """Drops library records below ``minimum``, whatever level the library gave its own logger.
+
+    Setting the level of ``slack_bolt`` is not enough: Bolt gives each of its loggers the root
+    logger's level when it creates them (``slack_bolt.logger``), and at DEBUG they log whole
+    Socket Mode envelopes (user text, the envelope's verification ``token``). The handler's filter
+    holds whatever the loggers' levels are.
+    """
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__()
+        self.minimum = minimum
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.minimum:
+            return True
+        return record.name.partition(".")[0] in _OWN
+
+
+def library_level(level: str) -> int:
+    """The lowest level a library may log at: one step quieter than ours, never below INFO.
+
+    At INFO the libraries' start-up chatter (matplotlib's font cache, slack_sdk's retry handlers)
+    stays out of the admin's first lines; at DEBUG they say what they do, never their payloads.
+    """
+    ours = logging.getLevelName(level.upper())
+    ours = ours if isinstance(ours, int) else logging.INFO
+    return logging.INFO if ours <= logging.DEBUG else max(ours, logging.WARNING)
+
+
 def configure(level: str, secrets: Iterable[str] = (), *, fmt: LogFormat = "text") -> None:
-    """Configure the root logger once: text or JSON lines with conversation ids, secrets scrubbed."""
+    """Configure the root logger once: text or JSON lines with conversation ids, secrets scrubbed.
+
+    Libraries log at ``library_level(level)`` at most (see ``LibraryFilter``).
+    """
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter()
@@ -128,11 +167,13 @@ def configure(level: str, secrets: Iterable[str] = (), *, fmt: LogFormat = "text
             "%(asctime)s %(levelname)s %(name)s [%(slack_channel)s %(slack_thread)s %(trellis_chat)s] %(message)s"
         )
     )
+    floor = library_level(level)
+    handler.addFilter(LibraryFilter(floor))
     handler.addFilter(ContextFilter())
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Libraries are chatty at DEBUG and may print request details; keep them at INFO at most.
-    for name in ("websockets", "aiohttp", "slack_sdk", "slack_bolt", "matplotlib"):
-        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
+    # Also at the source, so libraries do not build records only to have them dropped.
+    for name in ("websockets", "aiohttp", "slack_sdk", "slack_bolt", "matplotlib", "dotenv"):
+        logging.getLogger(name).setLevel(floor)
