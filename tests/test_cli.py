@@ -1,16 +1,22 @@
-"""The command line as an admin meets it: subcommands, configuration errors, exit codes."""
+"""The command line as an admin meets it: subcommands, .env files, configuration errors, exit codes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 import pytest
 
+from tests.helpers import bot_env
 from trellis_slack.cli import main
+from trellis_slack.fakes.slack_server import FakeSlack
+from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import VARIABLES
 
 
@@ -65,3 +71,84 @@ def test_config_lists_every_variable(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for name in VARIABLES:
         assert name in out
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any of the bot's variables."""
+    return {k: v for k, v in os.environ.items() if k not in VARIABLES}
+
+
+def test_run_reads_dot_env_in_the_current_folder(tmp_path: Path) -> None:
+    """`run` in a folder with .env takes its variables, names the file, and prints no value."""
+    (tmp_path / ".env").write_text(
+        "# the Slack app\nSLACK_BOT_TOKEN=xoxb-from-the-file\nSLACK_APP_TOKEN='xapp-from-the-file'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "trellis_slack", "run"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "trellis-slack: read 2 variables from ./.env"
+    assert "TRELLIS_TOKEN or TRELLIS_API_KEY is required" in result.stderr
+    assert "SLACK_BOT_TOKEN" not in result.stderr
+    assert "SLACK_APP_TOKEN" not in result.stderr  # the file's quotes are python-dotenv's to strip
+    assert "from-the-file" not in result.stderr + result.stdout
+
+
+def test_the_environment_wins_over_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A variable set in the environment overrides the file's, and the note says which."""
+    (tmp_path / ".env").write_text("LOG_LEVEL=LOUD\nFOLLOW_UPS=sometimes\n")
+    assert main(["run"], {"LOG_LEVEL": "info"}, cwd=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "read 2 variables from ./.env; the environment overrides LOG_LEVEL" in err
+    assert "LOG_LEVEL must be" not in err
+    assert "FOLLOW_UPS must be 'all' or 'mentions' (got 'sometimes')" in err
+
+
+def test_env_file_names_another_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--env-file PATH` is read instead of ./.env; a missing one is a configuration error."""
+    (tmp_path / ".env").write_text("FOLLOW_UPS=never\n")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "bot.env").write_text("SLACK_BOT_TOKEN=xoxb-1\n")
+    assert main(["run", "--env-file", "conf/bot.env"], {}, cwd=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "read 1 variable from conf/bot.env" in err
+    assert "FOLLOW_UPS" not in err
+    assert "SLACK_BOT_TOKEN is required" not in err
+    assert main(["run", "--env-file", "conf/missing.env"], {}, cwd=tmp_path) == 2
+    assert "--env-file conf/missing.env: there is no such file" in capsys.readouterr().err
+
+
+def test_without_a_file_nothing_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No .env in the folder: no note, the environment alone."""
+    assert main(["run"], {}, cwd=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "read " not in err
+    assert "SLACK_BOT_TOKEN is required" in err
+
+
+async def test_check_reads_the_env_file(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --env-file` checks the file's configuration and says first which file it read."""
+    variables = bot_env(slack, trellis, tmp_path / "state.db")
+    path = tmp_path / "bot.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        code = await asyncio.to_thread(main, ["check", "--env-file", str(path)], {})
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.splitlines()[0] == f"Configuration: read {len(variables)} variables from {path}."
+    assert variables["TRELLIS_TOKEN"] not in out
