@@ -474,7 +474,7 @@ async def _open_outcome(target: Path) -> str:
     # root ignores file modes; a child without CAP_DAC_OVERRIDE is held to them.
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root and setpriv is not available to drop the override")
+        pytest.skip("as root this test needs setpriv: install util-linux")
     proc = await asyncio.create_subprocess_exec(
         setpriv,
         "--bounding-set=-dac_override,-dac_read_search",
