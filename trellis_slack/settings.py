@@ -32,7 +32,7 @@ VARIABLES: dict[str, str] = {
     "TRELLIS_API_URL": "Trellis REST API. Default `https://api.trellis.sh`.",
     "TRELLIS_INTEGRATION_ID": "Default integration (database) for questions. Optional.",
     "TRELLIS_MODEL": "Default model. Optional (Trellis picks its default).",
-    "TRELLIS_SLACK_DB": "Path of the SQLite state file. Default `./trellis-slack.db`.",
+    "TRELLIS_SLACK_DB": "Where the state is kept: the path of a SQLite file (one copy of the bot), or a `postgresql://user:password@host/db` URL (several replicas share it: see [Running several replicas](#running-several-replicas)). Default `./trellis-slack.db`.",
     "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`. Default `INFO`.",
     "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
     "SLACK_STREAMING": "`native`: answers stream into their message with Slack's streaming methods, steps as task cards (default); `update`: the message is edited as the answer grows (for workspaces that cannot stream).",
@@ -84,7 +84,7 @@ class Settings:
     trellis_api_url: str = "https://api.trellis.sh"
     trellis_integration_id: str | None = None
     trellis_model: str | None = None
-    db_path: str = "./trellis-slack.db"
+    db_path: str = field(default="./trellis-slack.db", repr=False)  # a URL may hold a password
     log_level: str = "INFO"
     follow_ups: FollowUps = "all"
     slack_streaming: Streaming = "native"
@@ -165,7 +165,7 @@ class Settings:
             ).rstrip("/"),
             trellis_integration_id=reader.optional("TRELLIS_INTEGRATION_ID"),
             trellis_model=reader.optional("TRELLIS_MODEL"),
-            db_path=reader.optional("TRELLIS_SLACK_DB") or "./trellis-slack.db",
+            db_path=reader.database("TRELLIS_SLACK_DB", "./trellis-slack.db"),
             log_level=reader.choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
             log_format=reader.log_format(),
             follow_ups=reader.follow_ups(),
@@ -245,6 +245,14 @@ class _Reader:
             return None
         if prefix and not value.startswith(prefix):
             self.problems.append(f"{name} must start with {prefix!r}")
+        return value
+
+    def database(self, name: str, default: str) -> str:
+        """A file path or a PostgreSQL URL (never quoted back: it may hold a password)."""
+        value = self.optional(name) or default
+        scheme, sep, _ = value.partition("://")
+        if sep and scheme.lower() not in ("postgresql", "postgres"):
+            self.problems.append(f"{name} must be a file path or a postgresql:// URL")
         return value
 
     def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:

@@ -189,9 +189,11 @@ class ClaimCountingStore(SqliteStore):
     looked: asyncio.Event | None = None
 
     async def claim_turn(
-        self, channel_id: str, thread_ts: str, question_ts: str, holder: str
+        self, channel_id: str, thread_ts: str, question_ts: str, holder: str, *, replica: str = ""
     ) -> bool:
-        granted = await super().claim_turn(channel_id, thread_ts, question_ts, holder)
+        granted = await super().claim_turn(
+            channel_id, thread_ts, question_ts, holder, replica=replica
+        )
         if not granted:
             self.refused += 1
             if self.looked is not None:

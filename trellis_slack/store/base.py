@@ -1,7 +1,13 @@
 """The store's interface: the one record of every question, thread, post and channel choice.
 
 Everything that must survive a restart, or that another process must see, lives behind this
-Protocol; whatever the glue keeps in memory is only a cache of it. `SqliteStore` implements it.
+Protocol; whatever the glue keeps in memory is only a cache of it. `SqliteStore` (one process) and
+`PostgresStore` (several replicas sharing one database) implement it; `store.open.open_store`
+picks one from ``TRELLIS_SLACK_DB``.
+
+Replicas: each process running the bot names itself (a ``replica`` unique to that process run: a
+restarted process takes a new name) and renews a heartbeat well within its ``ttl``. A thread claim
+or Trellis slot is void once its replica's heartbeat has expired, or when it never had one.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from trellis_slack.bot.lifecycle_status import Status
 from trellis_slack.store.records import (
     BotPost,
     ChannelSettings,
+    Command,
     Conversation,
     QuestionRecord,
     Receipt,
+    StoreHealth,
 )
 
 if TYPE_CHECKING:
@@ -79,17 +87,24 @@ class Store(Protocol):
         self, channel_id: str, thread_ts: str
     ) -> list[QuestionRecord]: ...
     async def thread_has_questions(self, channel_id: str, thread_ts: str) -> bool: ...
-    async def unfinished_questions(self) -> list[QuestionRecord]: ...
+    async def unfinished_questions(self) -> list[QuestionRecord]:
+        """Every unfinished question, whoever handles it (superseded by `adopt_orphans`)."""
 
     # One answer at a time per thread, in the order the questions were asked.
     async def claim_turn(
-        self, channel_id: str, thread_ts: str, question_ts: str, holder: str
+        self, channel_id: str, thread_ts: str, question_ts: str, holder: str, *, replica: str = ""
     ) -> bool:
-        """Take the thread for answering ``question_ts``.
+        """Take the thread for answering ``question_ts``, on behalf of ``replica``.
 
-        Only when nobody holds it and no earlier question of the thread still waits (``received``
-        or ``queued``), so answers come in the order asked whatever the order of deliveries.
+        Only when no live claim holds it and no earlier question of the thread still waits
+        (``received`` or ``queued``), so answers come in the order asked whatever the order of
+        deliveries. A claim whose replica is dead (heartbeat expired, or never had one) is
+        taken over. ``replica`` "" (callers that name none) makes a claim that never expires:
+        only `release_turn`, `release_turns` or `adopt_orphans` ends it.
         """
+
+    async def turn_replica(self, channel_id: str, thread_ts: str) -> str | None:
+        """The live replica holding the thread's claim; None when none does (or it names none)."""
 
     async def earlier_questions_shown(
         self, channel_id: str, thread_ts: str, question_ts: str
@@ -98,10 +113,70 @@ class Store(Protocol):
 
     async def release_turn(self, channel_id: str, thread_ts: str, holder: str) -> None: ...
     async def release_turns(self) -> int:
-        """Forget every claim (at start-up: the process that held them is gone)."""
+        """Forget the claims of processes that are gone (at start-up; see `adopt_orphans`).
+
+        SQLite forgets every claim; PostgreSQL those no live replica holds.
+        """
 
     def watch_thread(self, channel_id: str, thread_ts: str) -> asyncio.Event:
-        """An event set at the next change in the thread (a question's status, or its claim)."""
+        """An event set at the next change in the thread (a question's status, or its claim).
+
+        Changes by other processes set it too (PostgreSQL: LISTEN/NOTIFY). It may be set with
+        nothing changed (a lost notification connection wakes everyone): callers recheck, and
+        also poll, since a notification is never replayed.
+        """
+
+    # Replicas sharing the store.
+    async def heartbeat(self, replica: str, *, ttl: float) -> None:
+        """Say that ``replica`` is alive until ``ttl`` seconds from now (insert or renew)."""
+
+    async def retire_replica(self, replica: str) -> None:
+        """A clean shutdown: drop the replica's heartbeat, thread claims, slots and commands."""
+
+    async def adopt_orphans(self, replica: str) -> list[QuestionRecord]:
+        """Take over what dead replicas left, atomically; return the questions adopted.
+
+        A dead replica: its heartbeat expired, or it never had one but is named as the handler
+        of unfinished questions (e.g. "" from a process before replicas were named, or the
+        previous run of a single process). Their unfinished questions (`lifecycle.UNFINISHED`)
+        get ``handler=replica`` and are returned, oldest first; each is adopted by exactly one
+        caller, even when replicas call at once. Their thread claims (and every claim naming no
+        replica), slots, commands and heartbeats are dropped. The caller's own questions are
+        never adopted: call it after ``heartbeat(replica)``, or another replica may adopt them
+        in turn. Replaces `release_turns` + `unfinished_questions` at start-up.
+        """
+
+    # Commands for the replica that owns a turn (Stop, edits, deletions landing elsewhere).
+    async def send_command(self, replica: str, command: Command) -> None:
+        """Leave ``command`` for ``replica``; `watch_commands` wakes it."""
+
+    async def take_commands(self, replica: str) -> list[Command]:
+        """Remove and return the commands left for ``replica``, in the order sent."""
+
+    def watch_commands(self, replica: str) -> asyncio.Event:
+        """An event set when a command for ``replica`` arrives (from any process; may be set
+        spuriously; callers also poll, as for `watch_thread`)."""
+
+    # Trellis sockets shared by the fleet.
+    async def claim_slot(self, key: str, limit: int, replica: str) -> int | None:
+        """A free slot index in ``range(limit)`` of ``key`` for ``replica``; None when full.
+
+        Only live replicas' slots count (a dead replica's are free again).
+        """
+
+    async def release_slot(self, key: str, slot: int, replica: str) -> None:
+        """Give the slot back (nothing happens unless ``replica`` holds it)."""
+
+    # Rates shared by the fleet.
+    async def take_rate(self, key: str, *, per_minute: int) -> float:
+        """Reserve one use of ``key`` within ``per_minute`` uses per rolling 60 s, fleet-wide.
+
+        Returns the seconds the caller must wait before using its reservation (0.0: now); the
+        reservation is kept either way, so a caller that waits must then use it.
+        """
+
+    async def health(self) -> StoreHealth:
+        """The store's health for ``/healthz`` and ``/metrics``; never raises."""
 
     # The bot's own posts.
     async def add_bot_post(self, post: BotPost) -> None: ...

@@ -48,6 +48,8 @@ class QuestionRecord:
     trellis_message_id: str | None
     status: Status
     owner_id: str = ""
+    #: The replica that received the question and answers it ("" before replicas were named).
+    handler: str = ""
 
     def __post_init__(self) -> None:
         # A string from an older caller or the database becomes the enum; an unknown one fails.
@@ -92,6 +94,61 @@ class Receipt(enum.Enum):
     DUPLICATE = "duplicate"
     #: A plain reply in a thread where the bot took no question: not for the bot.
     NOT_OURS = "not ours"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A request for the replica that owns a turn (Stop, an edit, a deletion...), sent by another.
+
+    ``kind`` says what to do and is the glue's to define; ``channel_id`` and ``ts`` name the
+    question (or message) it is about, ``user_id`` who asked for it, ``payload`` anything else
+    (text or JSON, the glue's choice).
+    """
+
+    kind: str
+    channel_id: str
+    ts: str
+    user_id: str = ""
+    payload: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """How the store is doing, for ``/healthz`` and ``/metrics``; `Store.health` never raises."""
+
+    #: "sqlite" or "postgresql".
+    backend: str
+    #: Whether a trivial query just worked.
+    reachable: bool
+    #: How long that query took, in milliseconds (None when it failed).
+    latency_ms: float | None
+    #: Open connections in the pool and those lent out now (None where there is no pool).
+    pool_size: int | None = None
+    pool_in_use: int | None = None
+    #: Thread claims (answer leases) and Trellis slots held by live replicas, and those replicas.
+    turns_held: int = 0
+    slots_held: int = 0
+    replicas_live: int = 0
+    #: Why it is unreachable, without secrets ("" when reachable).
+    error: str = ""
+
+
+#: The window `rate_wait` counts uses in, in seconds.
+RATE_WINDOW = 60.0
+
+
+def rate_wait(reserved: list[float], now: float, per_minute: int) -> float:
+    """When the next use may happen so that no 60 s window holds more than ``per_minute`` uses.
+
+    ``reserved``: the times of the uses already reserved (past ones within the window, and
+    future ones handed out to waiting callers), oldest first. Returns a time >= ``now``.
+    """
+    if per_minute < 1:
+        raise ValueError("per_minute must be at least 1")
+    recent = [t for t in reserved if t > now - RATE_WINDOW]
+    if len(recent) < per_minute:
+        return now
+    return max(now, recent[len(recent) - per_minute] + RATE_WINDOW)
 
 
 def ts_order(ts: str) -> tuple[int, Decimal, str]:

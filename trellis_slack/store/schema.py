@@ -191,6 +191,55 @@ def _migration_7_private_answers(db: Database) -> None:
     )
 
 
+def _migration_8_replicas(db: Database) -> None:
+    """Replicas: heartbeats, each question's handler and claim's replica, commands, slots, rates.
+
+    Each step may find its work done (a file rewound by hand).
+    """
+    for table, column in (("questions", "handler"), ("thread_turns", "replica")):
+        if column not in db.table(table).columns_dict:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    db.create_table(
+        "replicas",
+        {"replica": str, "expires_at": float},
+        pk="replica",
+        not_null={"expires_at"},
+        if_not_exists=True,
+    )
+    db.create_table(
+        "commands",
+        {
+            "id": int,
+            "replica": str,
+            "kind": str,
+            "channel_id": str,
+            "ts": str,
+            "user_id": str,
+            "payload": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"replica", "kind", "channel_id", "ts", "user_id", "payload", "created_at"},
+        if_not_exists=True,
+    )
+    db.table("commands").create_index(["replica", "id"], if_not_exists=True)
+    db.create_table(
+        "slots",
+        {"key": str, "slot": int, "replica": str, "claimed_at": float},
+        pk=("key", "slot"),
+        not_null={"replica", "claimed_at"},
+        if_not_exists=True,
+    )
+    db.create_table(
+        "rates",
+        {"id": int, "key": str, "at": float},
+        pk="id",
+        not_null={"key", "at"},
+        if_not_exists=True,
+    )
+    db.table("rates").create_index(["key", "at"], if_not_exists=True)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1_initial,
     _migration_2_greeted_users,
@@ -199,6 +248,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_5_chat_upkeep,
     _migration_6_answer_steps,
     _migration_7_private_answers,
+    _migration_8_replicas,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

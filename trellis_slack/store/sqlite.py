@@ -26,6 +26,7 @@ from trellis_slack.store.records import (
 from trellis_slack.store.schema import MEMORY, open_sync
 from trellis_slack.store.sqlite_chats import ChatUpkeep
 from trellis_slack.store.sqlite_feedback import Votes
+from trellis_slack.store.sqlite_fleet import Fleet
 from trellis_slack.store.sqlite_private import PrivateAnswers
 from trellis_slack.store.sqlite_records import Records
 from trellis_slack.store.sqlite_steps import Steps
@@ -48,10 +49,11 @@ def _question_of(row: dict[str, Any]) -> QuestionRecord:
         trellis_message_id=row["trellis_message_id"],
         status=row["status"],
         owner_id=row["owner_id"],
+        handler=row.get("handler") or "",
     )
 
 
-class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers):
+class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers, Fleet):
     """Durable bot state in one SQLite file, all database work on one worker thread.
 
     Open with ``await SqliteStore.open(path)``; every method is a coroutine that runs its SQL on the
@@ -75,6 +77,7 @@ class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers)
         self._close_done: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
+        self._mail: dict[str, asyncio.Event] = {}
 
     @classmethod
     async def open(
@@ -190,6 +193,7 @@ class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers)
                 "trellis_message_id": q.trellis_message_id,
                 "status": q.status,
                 "owner_id": q.owner_id,
+                "handler": q.handler,
                 "updated_at": self._clock(),
             },
             pk=("channel_id", "ts"),

@@ -35,22 +35,28 @@ class TurnClaims:
     # --- one answer at a time per thread --------------------------------------------------------
 
     async def claim_turn(
-        self, channel_id: str, thread_ts: str, question_ts: str, holder: str
+        self, channel_id: str, thread_ts: str, question_ts: str, holder: str, *, replica: str = ""
     ) -> bool:
-        """Take the thread for answering ``question_ts``, in one transaction.
+        """Take the thread for answering ``question_ts`` on behalf of ``replica``, in one transaction.
 
-        Refused while someone holds it, or while an earlier question of the thread still waits
-        (``received`` or ``queued``): answers come in the order the questions were asked.
+        Refused while a live claim holds it, or while an earlier question of the thread still
+        waits (``received`` or ``queued``): answers come in the order the questions were asked.
+        A claim whose replica's heartbeat expired (or never existed) is taken over; one naming
+        no replica ("") never expires.
         """
-        return await self._run(self._claim_turn, channel_id, thread_ts, question_ts, holder)
+        return await self._run(
+            self._claim_turn, channel_id, thread_ts, question_ts, holder, replica
+        )
 
-    def _claim_turn(self, channel_id: str, thread_ts: str, question_ts: str, holder: str) -> bool:
+    def _claim_turn(
+        self, channel_id: str, thread_ts: str, question_ts: str, holder: str, replica: str
+    ) -> bool:
         with self._db.atomic():
             held = self._db.execute(
-                "SELECT question_ts FROM thread_turns WHERE channel_id = ? AND thread_ts = ?",
+                "SELECT replica FROM thread_turns WHERE channel_id = ? AND thread_ts = ?",
                 (channel_id, thread_ts),
             ).fetchone()
-            if held is not None:
+            if held is not None and (held[0] == "" or self._is_live(held[0])):
                 return False
             mine = ts_order(question_ts)
             waiting = (Status.RECEIVED, Status.QUEUED)
@@ -58,11 +64,31 @@ class TurnClaims:
                 if q.status in waiting and q.ts != question_ts and ts_order(q.ts) < mine:
                     return False
             self._db.execute(
-                "INSERT INTO thread_turns (channel_id, thread_ts, question_ts, holder, claimed_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (channel_id, thread_ts, question_ts, holder, self._clock()),
+                "INSERT OR REPLACE INTO thread_turns"
+                " (channel_id, thread_ts, question_ts, holder, claimed_at, replica)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (channel_id, thread_ts, question_ts, holder, self._clock(), replica),
             )
         return True
+
+    def _is_live(self, replica: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM replicas WHERE replica = ? AND expires_at > ?", (replica, self._clock())
+        ).fetchone()
+        return row is not None
+
+    async def turn_replica(self, channel_id: str, thread_ts: str) -> str | None:
+        """The live replica holding the thread's claim; None when none does (or it names none)."""
+        return await self._run(self._turn_replica, channel_id, thread_ts)
+
+    def _turn_replica(self, channel_id: str, thread_ts: str) -> str | None:
+        row = self._db.execute(
+            "SELECT replica FROM thread_turns WHERE channel_id = ? AND thread_ts = ?",
+            (channel_id, thread_ts),
+        ).fetchone()
+        if row is None or not row[0] or not self._is_live(row[0]):
+            return None
+        return str(row[0])
 
     async def earlier_questions_shown(
         self, channel_id: str, thread_ts: str, question_ts: str
