@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import Clock
 from trellis_slack.bot.lifecycle_status import Status
 from trellis_slack.store.records import Conversation, QuestionRecord
@@ -14,11 +12,6 @@ from trellis_slack.store.schema import SCHEMA_VERSION
 from trellis_slack.store.sqlite import SqliteStore
 
 DAY = 86_400.0
-
-
-@pytest.fixture
-def store(clocked_store: SqliteStore) -> SqliteStore:
-    return clocked_store
 
 
 def chat(thread: str, owner: str = "", chat_id: str | None = None) -> Conversation:

@@ -1,23 +1,13 @@
-"""Tests for the SQLite store's feedback: answers' Trellis messages and one vote per person."""
+"""The store's feedback (both backends): answers' Trellis messages and one vote per person."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from trellis_slack.store.base import Store as StoreProtocol
 from trellis_slack.store.schema import SCHEMA_VERSION
 from trellis_slack.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(":memory:")
-    yield s
-    await s.close()
 
 
 def test_the_sqlite_store_is_a_store_with_feedback() -> None:

@@ -1,4 +1,4 @@
-"""Tests for the SQLite state store."""
+"""The store contract on both backends (the ``store`` fixture), and SQLite's own file handling."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +37,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 @pytest.fixture
