@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlite_utils import Database
@@ -50,6 +51,17 @@ class Fleet:
 
         def _changed(self, channel_id: str, thread_ts: str | None) -> None: ...
 
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """A write transaction taken before reading (another process on the file waits)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.conn.rollback()
+            raise
+        self._db.execute("COMMIT")
+
     async def heartbeat(self, replica: str, *, ttl: float) -> None:
         """Say that ``replica`` is alive until ``ttl`` seconds from now."""
         _named(replica)
@@ -89,7 +101,7 @@ class Fleet:
             "handler <> ? AND NOT EXISTS (SELECT 1 FROM replicas r"
             " WHERE r.replica = questions.handler AND r.expires_at > ?)"
         )
-        with self._db.atomic():
+        with self._immediate():
             keys = self._db.execute(
                 f"SELECT channel_id, ts FROM questions WHERE status IN ({marks}) AND {dead_handler}",
                 (*unfinished, replica, now),
@@ -167,7 +179,7 @@ class Fleet:
 
     def _claim_slot(self, key: str, limit: int, replica: str) -> int | None:
         now = self._clock()
-        with self._db.atomic():
+        with self._immediate():
             self._db.execute(f"DELETE FROM slots AS t WHERE t.key = ? AND NOT {_LIVE}", (key, now))
             held = {
                 int(row[0])
@@ -195,7 +207,7 @@ class Fleet:
 
     def _take_rate(self, key: str, per_minute: int) -> float:
         now = self._clock()
-        with self._db.atomic():
+        with self._immediate():
             self._db.execute(
                 "DELETE FROM rates WHERE key = ? AND at <= ?", (key, now - RATE_WINDOW)
             )
