@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -753,3 +754,20 @@ async def test_demo_command_serves_the_page_and_stops_cleanly_on_sigterm() -> No
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
     assert "Stopping" in out.decode()
+
+
+async def test_trellis_status_describes_the_sample_database(
+    demo: Demo, http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """`/trellis status` in the demo names its sample database and says Trellis is reachable."""
+    await post(http, "/api/slash", channel=CHANNEL, text="/trellis status")
+    shown = await feed.until(
+        lambda items: [
+            i for i in items.values() if i["kind"] == "ephemeral" and i["channel"] == CHANNEL
+        ]
+    )
+    text = json.dumps(shown[0]["message"], ensure_ascii=False)
+    assert "Sample orders 2025" in text
+    assert "Database: none chosen" not in text
+    assert "may fail" not in text
+    assert "Trellis is reachable" in text

@@ -24,7 +24,17 @@ from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import Settings
 from trellis_slack.trellis.client import Backoff
 
-__all__ = ["CHANNEL", "DEFAULT_PORT", "DM", "PEOPLE", "YOU", "Demo", "display_available", "run"]
+__all__ = [
+    "CHANNEL",
+    "DEFAULT_PORT",
+    "DM",
+    "PEOPLE",
+    "SAMPLE_DATABASE",
+    "YOU",
+    "Demo",
+    "display_available",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,13 @@ _WELCOME: Final = (
     "Morning! The 2025 orders data is connected to Trellis now. Ask it anything about "
     "orders, regions or customers: mention @trellis here, or DM it."
 )
+#: The database the demo's Trellis answers from, listed by it and the bot's default, so
+#: `/trellis status` and the App Home describe the sample data the answers come from.
+SAMPLE_DATABASE: Final = {
+    "id": "00000000-0000-4000-8000-000000002025",
+    "display_name": "Sample orders 2025 (the demo's data)",
+    "type": "sample",
+}
 #: The demo's Trellis token outlives any demo session (a day-old one would only log a warning).
 _TOKEN_TTL: Final = 30 * 24 * 3600.0
 
@@ -67,7 +84,11 @@ class Demo:
         backoff: Backoff | None = None,
     ) -> None:
         self.port = port
-        self.trellis = FakeTrellis(version="current", responder=SampleAnalyst(pace=pace, hold=hold))
+        self.trellis = FakeTrellis(
+            version="current",
+            responder=SampleAnalyst(pace=pace, hold=hold),
+            integrations=[dict(SAMPLE_DATABASE)],
+        )
         self.slack = FakeSlack(team_id=_TEAM, bot_user_id=_BOT_USER)
         self.workspace = DemoWorkspace(
             name="Acme Inc",
@@ -132,6 +153,7 @@ class Demo:
             "TRELLIS_TOKEN": self.trellis.make_token("demo", ttl=_TOKEN_TTL),
             "TRELLIS_WS_URL": self.trellis.ws_url,
             "TRELLIS_API_URL": self.trellis.api_url,
+            "TRELLIS_INTEGRATION_ID": SAMPLE_DATABASE["id"],
             "TRELLIS_SLACK_DB": str(db),
         }
         return Settings.from_mapping(env)
