@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -65,6 +65,7 @@ class PgTurns:
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._mail: dict[str, asyncio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._first_conn: Conn
         #: Whether the listening connection is up (for `health`).
         self.listening = False
 
@@ -207,6 +208,7 @@ class PgTurns:
                 scrub(f"cannot listen for changes in {self._where}: {exc}", self._url)
             ) from None
         self.listening = True
+        self._first_conn = conn  # closed here if the task is cancelled before it starts
         self._listener = asyncio.create_task(self._listen(conn), name="trellis-store-listen")
 
     async def _stop_listening(self) -> None:
@@ -214,12 +216,9 @@ class PgTurns:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
+            if not self._first_conn.closed:
+                await self._first_conn.close()
         self._wake_all()
-
-    async def _notes(self, conn: Conn) -> AsyncIterator[str]:
-        async with conn:
-            async for note in conn.notifies():
-                yield note.payload
 
     async def _listen(self, conn: Conn | None) -> None:
         """Dispatch notifications; listen again (waking everybody) whenever the link is lost."""
@@ -231,8 +230,8 @@ class PgTurns:
                     self.listening = True
                     delay = 0.1
                     self._wake_all()  # what changed while nobody listened is unknown
-                async for payload in self._notes(conn):
-                    self._dispatch(payload)
+                async for note in conn.notifies():
+                    self._dispatch(note.payload)
             except psycopg.Error as exc:
                 if self.listening:
                     logger.warning(
@@ -240,6 +239,9 @@ class PgTurns:
                         self._where,
                         scrub(str(exc), self._url),
                     )
+            finally:  # cancelled (closing) too
+                if conn is not None:
+                    await conn.close()
             self.listening = False
             conn = None
             self._wake_all()
