@@ -42,6 +42,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "users.info": frozenset({"users:read", "users:read.email"}),
     "reactions.add": frozenset({"reactions:write"}),
     "views.publish": frozenset(),
+    # PRIVATE_ANSWERS=dm: the asker's DM with the bot, and links between it and the thread.
+    "conversations.open": frozenset({"im:write"}),
+    "chat.getPermalink": frozenset(),
     # Native streaming and Slack's status line (SLACK.md, "Slack's AI surface, 2026").
     "chat.startStream": frozenset({"chat:write"}),
     "chat.appendStream": frozenset({"chat:write"}),

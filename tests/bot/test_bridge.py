@@ -286,7 +286,7 @@ async def test_external_users_are_refused(slack: FakeSlack, trellis: FakeTrellis
 
 
 async def test_stop_interrupts_the_answer(slack: FakeSlack, trellis: FakeTrellis, bot: Bot) -> None:
-    """Stop mid-answer interrupts Trellis, names who stopped it, and removes the button."""
+    """Stop mid-answer interrupts Trellis, names who stopped it, and offers Retry instead."""
     gate = asyncio.Event()
     trellis.responder = lambda q: [
         Step.processing("thinking"),
@@ -300,6 +300,12 @@ async def test_stop_interrupts_the_answer(slack: FakeSlack, trellis: FakeTrellis
     await trellis.wait_for_action("interrupt")
     msgs = await answered(slack, CHANNEL, ts, f"Stopped by <@{BOB}>")
     assert not any("too late" in body(m) for m in msgs)
+    # Not a dead end: Retry asks the same question again, in the stopped answer's place.
+    [stopped] = [m for m in msgs if RETRY_ACTION in buttons(m)]
+    trellis.responder = lambda q: answer("asked again")
+    await slack.click(CHANNEL, stopped["ts"], RETRY_ACTION, user=ALICE)
+    again = await answered(slack, CHANNEL, ts, "asked again")
+    assert [m["ts"] for m in again if "asked again" in body(m)] == [stopped["ts"]]
 
 
 async def test_rejected_trellis_token_is_explained(

@@ -9,8 +9,9 @@ import pytest
 from tests.bot.fakes import FakeRenderer, FakeTurnSource, memory_store, slack_io
 from tests.bot.test_turn_unit import asked, shows
 from tests.helpers import Clock
+from trellis_slack.bot.asks import Defaults
 from trellis_slack.bot.chats import CHAT_QUEUED, Chats, keep_retiring
-from trellis_slack.bot.turn import Defaults, TurnRunner
+from trellis_slack.bot.turn import TurnRunner
 from trellis_slack.errors import TrellisUnavailable
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.store.records import Conversation

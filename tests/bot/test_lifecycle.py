@@ -165,7 +165,7 @@ def test_stop_while_streaming_interrupts_and_hides_what_is_in_flight() -> None:
     assert after == []
     assert turn.held == (CHART,)
     turn, ended = run([lc.Frame(Interrupted())], turn)
-    assert ended == [lc.ShowStopped(ALICE, None), lc.Finish(Status.STOPPED)]
+    assert ended == [lc.ShowStopped(ALICE, None, retry=True), lc.Finish(Status.STOPPED)]
 
 
 def test_a_final_answer_that_beats_stop_is_shown_with_its_held_charts() -> None:
@@ -202,7 +202,7 @@ def test_stop_while_queued_for_a_connection_sends_nothing_then_interrupts_if_sen
     _, connected = lc.step(turn, lc.Connected())
     assert connected == (lc.Interrupt(),)
     _, never_sent = lc.step(turn, lc.StreamEnded())
-    assert never_sent == (lc.ShowStopped(ALICE, None), lc.Finish(Status.STOPPED))
+    assert never_sent == (lc.ShowStopped(ALICE, None, retry=True), lc.Finish(Status.STOPPED))
 
 
 @pytest.mark.parametrize("reason", ["The question was edited.", "The question was deleted."])
@@ -277,6 +277,8 @@ def test_what_a_deletion_means(
         (Status.FAILED, False, True, True),
         (Status.FAILED, False, False, False),  # a double click, or a second person
         (Status.FAILED, True, True, False),  # already being answered again
+        (Status.STOPPED, False, True, True),  # stopped by a person: Retry asks again
+        (Status.STOPPED, False, False, False),
         (Status.ANSWERED, False, True, False),
         (Status.QUEUED, False, True, False),  # the first Retry already queued it
         (None, False, True, False),
@@ -285,5 +287,5 @@ def test_what_a_deletion_means(
 def test_retry_asks_once_per_failure(
     status: Status | None, answering: bool, first_click: bool, allowed: bool
 ) -> None:
-    """Retry asks again only a failed question, once, and never while it is being answered."""
+    """Retry asks again only a failed or stopped question, once, never while it is answered."""
     assert lc.may_retry(status, answering=answering, first_click=first_click) is allowed

@@ -10,10 +10,11 @@ import pytest
 
 from tests.bot.fakes import ClaimCountingStore, FakeRenderer, FakeTurnSource, question, slack_io
 from tests.helpers import ALICE, BOT_USER, CHANNEL, body, buttons, replies
+from trellis_slack.bot.asks import Defaults
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.queue import WAITING, AnswerQueue
 from trellis_slack.bot.threads import ThreadTurns
-from trellis_slack.bot.turn import RESTARTED, Defaults, TurnRunner
+from trellis_slack.bot.turn import RESTARTED, TurnRunner
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.slack.blocks import RETRY_ACTION
 from trellis_slack.store.records import QuestionRecord

@@ -10,8 +10,9 @@ import pytest
 
 from tests.bot.fakes import END, FakeRenderer, FakeTurnSource, memory_store, question, slack_io
 from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, body, buttons, replies
+from trellis_slack.bot.asks import Ask, Defaults
 from trellis_slack.bot.lifecycle import ALREADY_COMPLETE, NO_FINAL, Status, StopClicked, StopFor
-from trellis_slack.bot.turn import RESTARTED, Ask, Defaults, TurnRunner
+from trellis_slack.bot.turn import RESTARTED, TurnRunner
 from trellis_slack.errors import (
     TrellisAuthError,
     TrellisConnectionLost,
@@ -169,7 +170,7 @@ async def test_stop_while_streaming_interrupts_and_says_stopped(
     assert pending.turn.interrupts == 1
     (message,) = replies(slack, CHANNEL, ask.thread_ts)
     assert body(message).endswith(f"Stopped by <@{BOB}>.")
-    assert buttons(message) == []
+    assert buttons(message) == [RETRY_ACTION]
     assert await status(store, ask) is Status.STOPPED
 
 

@@ -501,7 +501,7 @@ async def test_stop_from_the_page_stops_the_slow_question(
         lambda items: [m for m in in_thread(items, CHANNEL, ts) if "Stopped by" in text_of(m)]
     )
     assert f"<@{YOU}>" in text_of(stopped[0])
-    assert not buttons(stopped[0])
+    assert buttons(stopped[0]) == [RETRY_ACTION]  # Stop is gone; Retry asks again
 
 
 async def test_retry_after_an_error_gets_the_answer(

@@ -15,14 +15,16 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from trellis_slack.bot.access import Access
+from trellis_slack.bot.asks import Defaults
 from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.chats import keep_retiring
 from trellis_slack.bot.commands import Commands
 from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
+from trellis_slack.bot.private import Sharing
 from trellis_slack.bot.routes import Listeners, build_app
 from trellis_slack.bot.steps import StepsShower
-from trellis_slack.bot.turn import Defaults, TurnRunner
+from trellis_slack.bot.turn import TurnRunner
 from trellis_slack.bot.views import STATUS_AFTER
 from trellis_slack.errors import ConfigError, SlackRefused, StateError
 from trellis_slack.ops.health import HealthServer
@@ -169,6 +171,7 @@ class Bot:
                 slack=slack, store=store, rest=rest, tokens=tokens, identities=bridge.queue
             ),
             steps=StepsShower(slack=slack, store=store),
+            sharing=Sharing(slack=slack, store=store),
         )
         app = build_app(client, listeners)
         await bridge.recover()
@@ -212,6 +215,7 @@ class Bot:
             metrics=self.metrics,
             native=self.settings.slack_streaming == "native",
             status_after=self._status_after,
+            private_answers=self.settings.private_answers,
         )
         return Bridge(
             bot=bot, slack=slack, store=store, runner=runner, access=access, trellis=trellis

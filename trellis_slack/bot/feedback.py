@@ -17,7 +17,7 @@ from trellis_slack.errors import (
     TrellisSlackError,
     TrellisUnavailable,
 )
-from trellis_slack.slack.blocks import POSITIVE, feedback_vote
+from trellis_slack.slack.blocks import POSITIVE, feedback_vote, question_at
 from trellis_slack.store.base import Store
 from trellis_slack.trellis.rest import Rating
 from trellis_slack.trellis.tokens import TokenProvider, with_token
@@ -148,15 +148,16 @@ class Feedback:
             await self.slack.ephemeral(channel_id, user_id, UNREADABLE, thread_ts)
             return
         rating: Rating = "positive" if vote[0] == POSITIVE else "negative"
-        question_ts = vote[1]
+        # An answer in the asker's DM names its question's channel (`blocks.question_ref`).
+        asked_in, question_ts = question_at(vote[1], channel_id)
         try:
-            async with self._one_at_a_time(channel_id, question_ts, user_id):
-                reply = await self._vote(channel_id, question_ts, user_id, rating)
+            async with self._one_at_a_time(asked_in, question_ts, user_id):
+                reply = await self._vote(asked_in, question_ts, user_id, rating)
         except TrellisSlackError as exc:
-            log.warning("a vote on %s/%s failed: %s", channel_id, question_ts, exc)
+            log.warning("a vote on %s/%s failed: %s", asked_in, question_ts, exc)
             reply = BROKEN
         except Exception:
-            log.exception("a vote on %s/%s failed", channel_id, question_ts)
+            log.exception("a vote on %s/%s failed", asked_in, question_ts)
             reply = BROKEN
         await self.slack.ephemeral(channel_id, user_id, reply, thread_ts)
 

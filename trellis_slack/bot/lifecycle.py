@@ -167,8 +167,8 @@ def decide_deletion(status: Status | None, *, asked: bool) -> DeletionDecision:
 
 
 def may_retry(status: Status | None, *, answering: bool, first_click: bool) -> bool:
-    """Retry asks again only a failed question, once per failure, never while it is answered."""
-    return first_click and status is S.FAILED and not answering
+    """Retry asks again a failed or stopped question, once per click, never while it is answered."""
+    return first_click and status in (S.FAILED, S.STOPPED) and not answering
 
 
 # --- an answer in progress -------------------------------------------------------------------
@@ -306,7 +306,9 @@ def _stopped(turn: Turn) -> tuple[Turn, tuple[Effect, ...]]:
         # Stopped by a restart, not by a person: it failed to finish, and Retry can help.
         message = stop.reason or "The answer was stopped."
         return ended, (ShowFailure(message, retry=True), Finish(S.FAILED))
-    return ended, (ShowStopped(stop.by, stop.reason), Finish(S.STOPPED))
+    # Stopped by a person: Retry asks it again without retyping. Stopped by the bot (the question
+    # was edited or deleted): the change itself says what comes next, so no Retry.
+    return ended, (ShowStopped(stop.by, stop.reason, retry=stop.by is not None), Finish(S.STOPPED))
 
 
 def _failed(turn: Turn, message: str, *, retry: bool) -> tuple[Turn, tuple[Effect, ...]]:

@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from trellis_slack.bot.views import AnswerView
 from trellis_slack.slack import blocks
 from trellis_slack.slack.answer import chart_block, compose
-from trellis_slack.slack.markdown import answer_messages, escape_mrkdwn, mrkdwn_section
+from trellis_slack.slack.markdown import (
+    SlackMessage,
+    answer_messages,
+    escape_mrkdwn,
+    mrkdwn_section,
+)
 from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
 from trellis_slack.store.records import BotPost, PostKind
@@ -35,14 +40,29 @@ Block = dict[str, Any]
 class ThreadPoster:
     """Everything one turn posts in its thread, each post recorded against its question."""
 
+    #: Whether files (a table's full CSV) may be shared where this poster posts.
+    attaches_files = True
+
     def __init__(
-        self, slack: SlackIO, store: Store, channel_id: str, thread_ts: str, question_ts: str
+        self,
+        slack: SlackIO,
+        store: Store,
+        channel_id: str,
+        thread_ts: str,
+        question_ts: str,
+        *,
+        question_channel: str | None = None,
+        button_value: str | None = None,
     ) -> None:
         self.slack = slack
         self.store = store
         self.channel_id = channel_id
         self.thread_ts = thread_ts
         self.question_ts = question_ts
+        #: Where the question was asked (``channel_id`` is where its answer goes).
+        self.question_channel = question_channel or channel_id
+        #: What the answer's buttons carry to name the question (`blocks.question_ref`).
+        self.button_value = button_value or question_ts
 
     async def record(
         self, kind: PostKind, *, ts: str | None = None, file_id: str | None = None
@@ -70,6 +90,14 @@ class ThreadPoster:
             await self.record(kind, ts=ts)
         return ts
 
+    async def final_text(self, content: str) -> list[SlackMessage]:
+        """The answer's text as messages, with feedback buttons and, when kept, "Show steps"."""
+        text = answer_messages(content, footer=blocks.feedback(self.button_value))
+        if await self.store.answer_steps(self.question_channel, self.question_ts):
+            last = text[-1]
+            text[-1] = replace(last, blocks=(*last.blocks, blocks.show_steps(self.button_value)))
+        return text
+
     async def answer(self, live: AnswerView, content: str, *, visuals: VisualPoster) -> int:
         """Show the final answer, with its feedback buttons; returns how many parts Slack refused.
 
@@ -80,10 +108,7 @@ class ThreadPoster:
         the thread reads top to bottom. A part Slack refuses as Markdown is posted again as plain
         text: never a lost answer.
         """
-        text = answer_messages(content, footer=blocks.feedback(self.question_ts))
-        if await self.store.answer_steps(self.channel_id, self.question_ts):
-            last = text[-1]
-            text[-1] = replace(last, blocks=(*last.blocks, blocks.show_steps(self.question_ts)))
+        text = await self.final_text(content)
         if visuals.inline:
             pieces = compose(visuals.blocks, text)
             posted_below = False
@@ -286,6 +311,9 @@ class VisualPoster:
     async def share_files(self) -> None:
         """Inline: share the full tables (CSV) in the thread, right after the answer."""
         poster = self.poster
+        if not poster.attaches_files:
+            self._files.clear()  # a file would be seen by everyone there: the table shows inline
+            return
         for content, filename, title in self._files:
             file_id = await poster.slack.upload(
                 poster.channel_id, poster.thread_ts, content=content, filename=filename, title=title

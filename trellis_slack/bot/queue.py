@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from trellis_slack.bot.asks import Ask
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster
 from trellis_slack.bot.threads import ThreadTurns
-from trellis_slack.bot.turn import RESTARTED, Ask, TurnRunner
+from trellis_slack.bot.turn import RESTARTED, TurnRunner
 from trellis_slack.slack import blocks
 from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store

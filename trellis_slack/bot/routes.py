@@ -15,6 +15,7 @@ from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.commands import COMMAND, Commands
 from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
+from trellis_slack.bot.private import SHARE_ACTION, Sharing
 from trellis_slack.bot.steps import StepsShower
 from trellis_slack.slack.blocks import (
     FEEDBACK_ACTION,
@@ -40,6 +41,7 @@ class Listeners:
     home: Home
     feedback: Feedback
     steps: StepsShower
+    sharing: Sharing
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,20 @@ def _on_show_steps(listeners: Listeners, body: dict[str, Any]) -> None:
                 user_id=click.user_id,
                 question_ts=click.question_ts,
                 thread_ts=click.thread_ts,
+                question_channel=click.question_channel or click.channel_id,
+            )
+        )
+
+
+def _on_share(listeners: Listeners, body: dict[str, Any]) -> None:
+    click = parse_feedback(body)  # the same parts: channel, user, thread, the button's value
+    if click:
+        listeners.bridge.spawn(
+            listeners.sharing.on_click(
+                channel_id=click.channel_id,
+                user_id=click.user_id,
+                question_ts=click.value,
+                thread_ts=click.thread_ts,
             )
         )
 
@@ -143,6 +159,7 @@ ROUTES: tuple[Route, ...] = (
     Route("action", RETRY_ACTION, _on_retry),
     Route("action", FEEDBACK_ACTION, _on_feedback),
     Route("action", SHOW_STEPS_ACTION, _on_show_steps),
+    Route("action", SHARE_ACTION, _on_share),
     Route("event", "app_home_opened", _on_app_home_opened),
     Route("event", "agent_session_stopped", _on_agent_stopped),
     Route("command", COMMAND, _on_command),

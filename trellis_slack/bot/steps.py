@@ -147,10 +147,19 @@ class StepsShower:
         self.store = store
 
     async def on_click(
-        self, *, channel_id: str, user_id: str, question_ts: str, thread_ts: str | None
+        self,
+        *,
+        channel_id: str,
+        user_id: str,
+        question_ts: str,
+        thread_ts: str | None,
+        question_channel: str | None = None,
     ) -> None:
-        """Show the steps of the question's answer to ``user_id``."""
-        steps = await self.store.answer_steps(channel_id, question_ts)
+        """Show the steps of the question's answer to ``user_id``, where they clicked.
+
+        ``question_channel``: the question's channel when the answer is elsewhere (a DM).
+        """
+        steps = await self.store.answer_steps(question_channel or channel_id, question_ts)
         if not steps:
             log.info("channel %s: steps asked for a question without steps", channel_id)
         await self.slack.ephemeral(channel_id, user_id, steps_text(steps), thread_ts)

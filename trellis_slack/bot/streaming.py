@@ -27,7 +27,8 @@ FILES_NOT_TAKEN = "Trellis did not take the files of this question"
 WAITING_FOR_CONNECTION = "Waiting for a free Trellis connection…"
 
 if TYPE_CHECKING:
-    from trellis_slack.bot.turn import ActiveTurn, Ask, Defaults, TurnRunner
+    from trellis_slack.bot.asks import Ask, Defaults
+    from trellis_slack.bot.turn import ActiveTurn, TurnRunner
     from trellis_slack.bot.views import AnswerView
 
 

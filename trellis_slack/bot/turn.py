@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from trellis_slack.bot import lifecycle
+from trellis_slack.bot.asks import Ask, Defaults
 from trellis_slack.bot.attachments import Attachments
 from trellis_slack.bot.chats import RETIRED_FOLLOW_UP, ChatDeleter, Chats
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.posting import ThreadPoster, VisualPoster
+from trellis_slack.bot.private import open_private, private_mode
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
 from trellis_slack.bot.streaming import Streaming
 from trellis_slack.bot.views import (
@@ -37,10 +39,11 @@ from trellis_slack.bot.views import (
 from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.ops.metrics import Metrics
+from trellis_slack.settings import PrivateAnswers
 from trellis_slack.slack import blocks
 from trellis_slack.slack.web import LiveMessage, SlackIO
 from trellis_slack.store.base import Store
-from trellis_slack.store.records import Conversation, PostKind, QuestionRecord
+from trellis_slack.store.records import Conversation, PostKind
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import ChatMetadata
 
@@ -48,38 +51,6 @@ log = logging.getLogger(__name__)
 
 #: What an answer cut short by a restart says (beside its Retry button).
 RESTARTED = "I was restarted before I could finish this answer. Click Retry to ask again."
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """One question to answer in its Slack thread: its record, and who asks and how."""
-
-    question: QuestionRecord
-    team_id: str
-    #: The asker's e-mail in per-user mode (their own Trellis identity); None: the shared token.
-    identity: str | None = None
-    #: Re-ask the question Trellis already holds (an edit, or Retry) instead of sending it anew.
-    reask: bool = False
-
-    @property
-    def channel_id(self) -> str:
-        return self.question.channel_id
-
-    @property
-    def thread_ts(self) -> str:
-        return self.question.thread_ts
-
-    @property
-    def question_ts(self) -> str:
-        return self.question.ts
-
-
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    """Where questions go when the thread has no conversation yet."""
-
-    integration_id: str | None = None
-    model: str | None = None
 
 
 @dataclass
@@ -118,6 +89,7 @@ class TurnRunner:
         status_refresh: float = STATUS_REFRESH,
         status_after: float = STATUS_AFTER,
         chats: Chats | None = None,
+        private_answers: PrivateAnswers = "off",
     ) -> None:
         self.metrics = metrics or Metrics()
         #: Retires chats under Trellis's open-chat cap (deleting them through ``trellis``).
@@ -132,6 +104,8 @@ class TurnRunner:
         self.native = native
         self.status_refresh = status_refresh
         self.status_after = status_after
+        #: Where answers to channel questions go (``PRIVATE_ANSWERS``, `bot.private`).
+        self.private_answers: PrivateAnswers = private_answers
         #: Files of accepted questions, held (in memory) until their turn sends them.
         self.attachments = Attachments()
         #: Channels where Slack refused to start a stream: edited messages there, no retries.
@@ -165,6 +139,7 @@ class TurnRunner:
     async def run(self, ask: Ask, *, status_ts: str | None = None) -> Status:
         """Answer ``ask`` in its thread; never raises for Trellis or Slack failures."""
         with log_context(channel=ask.channel_id, thread=ask.thread_ts):
+            ask = replace(ask, private=private_mode(self.private_answers, ask.channel_id))
             key = (ask.channel_id, ask.question_ts)
             active = ActiveTurn(ask)
             self.active[key] = active
@@ -177,11 +152,8 @@ class TurnRunner:
     async def _run(self, active: ActiveTurn, status_ts: str | None) -> Status:
         ask = active.ask
         self.metrics.count_question()
-        poster = ThreadPoster(
-            self.slack, self.store, ask.channel_id, ask.thread_ts, ask.question_ts
-        )
-        view = await self._open(ask, status_ts)
-        if view is None:
+        opened = await self._surface(ask, status_ts)
+        if opened is None:
             log.error("could not post in the thread; is the bot a member of the channel?")
             self.metrics.count_error("slack_post")
             # Never silence: tell the asker, privately, if Slack lets us say anything at all.
@@ -194,6 +166,7 @@ class TurnRunner:
             )
             await self.store.update_question(ask.channel_id, ask.question_ts, status=Status.FAILED)
             return Status.FAILED
+        poster, view = opened
         self.metrics.observe_first_sign(time.monotonic() - active.started)
         status_ts = view.ts
         if await self.store.conversation_retired(
@@ -210,7 +183,9 @@ class TurnRunner:
             await poster.forget(status_ts)
             current = await self.store.question(ask.channel_id, ask.question_ts)
             return current.status if current else Status.DELETED
-        visuals = VisualPoster(poster, self.renderer, inline=self.native, on_blocks=view.visual)
+        # A private answer carries its charts inline: a chart posted as a file would be public.
+        inline = self.native or not poster.attaches_files
+        visuals = VisualPoster(poster, self.renderer, inline=inline, on_blocks=view.visual)
         streaming = Streaming(self, active, view, visuals)
         try:
             ending = await streaming.run()
@@ -277,7 +252,10 @@ class TurnRunner:
             elif isinstance(effect, lifecycle.ShowStopped):
                 visuals.cancel()
                 observe()
-                await view.finish(blocks.stopped(effect.by, effect.reason), failed=True)
+                retry = ask.button_value if effect.retry else None
+                await view.finish(
+                    blocks.stopped(effect.by, effect.reason, retry_value=retry), failed=True
+                )
             elif isinstance(effect, lifecycle.ShowFailure):
                 stop = active.state.stop
                 if stop is not None and stop.offers_retry:
@@ -285,7 +263,7 @@ class TurnRunner:
                 else:
                     await visuals.drain()
                 observe()
-                retry = ask.question_ts if effect.retry else None
+                retry = ask.button_value if effect.retry else None
                 await view.finish(blocks.failure(effect.message, retry_value=retry), failed=True)
             elif isinstance(effect, lifecycle.Finish):
                 outcome = effect.status
@@ -314,9 +292,23 @@ class TurnRunner:
                 )
 
     async def _abandon(self, ask: Ask, view: AnswerView) -> None:
-        await view.finish(blocks.failure(RESTARTED, retry_value=ask.question_ts), failed=True)
+        await view.finish(blocks.failure(RESTARTED, retry_value=ask.button_value), failed=True)
         await view.close()
         await self.store.update_question(ask.channel_id, ask.question_ts, status=Status.FAILED)
+
+    async def _surface(
+        self, ask: Ask, status_ts: str | None
+    ) -> tuple[ThreadPoster, AnswerView] | None:
+        """Where the answer shows: its thread, or only to its asker (``PRIVATE_ANSWERS``)."""
+        if ask.private != "off":
+            return await open_private(self, ask, status_ts)
+        view = await self._open(ask, status_ts)
+        if view is None:
+            return None
+        poster = ThreadPoster(
+            self.slack, self.store, ask.channel_id, ask.thread_ts, ask.question_ts
+        )
+        return poster, view
 
     async def _open(self, ask: Ask, status_ts: str | None) -> AnswerView | None:
         """The answer's message: a new stream or working message, or the waiting note reused.

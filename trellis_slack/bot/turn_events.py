@@ -103,10 +103,11 @@ class ShowAnswer:
 
 @dataclass(frozen=True, slots=True)
 class ShowStopped:
-    """Say the answer was stopped, and by whom or why."""
+    """Say the answer was stopped, and by whom or why; ``retry``: offer to ask it again."""
 
     by: str | None
     reason: str | None
+    retry: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import time
 
 from trellis_slack.fakes.slack_api_base import ApiBase, truthy
 from trellis_slack.fakes.slack_content import block_problems, with_block_ids
-from trellis_slack.fakes.slack_model import DOMAIN, Failure, JsonDict, new_id
+from trellis_slack.fakes.slack_model import DOMAIN, Channel, Failure, JsonDict, new_id
 
 __all__ = ["ConversationMethods"]
 
@@ -86,6 +86,26 @@ class ConversationMethods(ApiBase):
         if isinstance(channel, Failure):
             return channel
         return {"channel": self.world.channel_object(channel)}
+
+    def _open(self, args: JsonDict) -> JsonDict | Failure:
+        """``conversations.open`` with one user: the bot's IM with them, made when missing.
+
+        As Slack: several users (a group DM) or a bot are refused here, since the bridge only
+        opens DMs with one person; an unknown user is ``user_not_found``.
+        """
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        if len(users) != 1:
+            return Failure("not_enough_users" if not users else "too_many_users")
+        user = self.world.users.get(users[0])
+        if user is None:
+            return Failure("user_not_found")
+        if user.is_bot:
+            return Failure("cannot_dm_bot")
+        channel = self.world.im_with(user.id)
+        if channel is None:
+            channel = Channel(new_id("D"), user.id, "im", frozenset({user.id, self.bot_user_id}))
+            self.world.add_channel(channel)
+        return {"channel": {"id": channel.id}}
 
     def _window(self, messages: list[JsonDict], args: JsonDict) -> list[JsonDict]:
         inclusive = truthy(args.get("inclusive"))

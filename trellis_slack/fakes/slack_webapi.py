@@ -37,6 +37,7 @@ class WebApi(ChatMethods, StreamMethods, AssistantMethods, FileMethods, Conversa
             "reactions.add": self._reaction_add,
             "reactions.remove": self._reaction_remove,
             "conversations.info": self._conversation_info,
+            "conversations.open": self._open,
             "conversations.replies": self._replies,
             "conversations.history": self._history,
             "users.info": self._user_info,

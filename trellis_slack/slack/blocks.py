@@ -92,11 +92,25 @@ def waiting(reason: str) -> Rendered:
     return Rendered(text=reason, blocks=(_context(f":double_vertical_bar: {reason}"),))
 
 
-def stopped(by_user: str | None, reason: str | None = None) -> Rendered:
-    """The working message after Stop: who stopped it (or why), and no button any more."""
+def stopped(
+    by_user: str | None, reason: str | None = None, *, retry_value: str | None = None
+) -> Rendered:
+    """The working message after Stop: who stopped it (or why), and Retry to ask again.
+
+    ``retry_value`` None: no Retry (the question changed or went, so there is nothing to redo).
+    """
     who = f" by <@{by_user}>" if by_user else ""
     text = f"Stopped{who}." + (f" {reason}" if reason else "")
-    return Rendered(text=text, blocks=(_context(f":black_square_for_stop: {text}"),))
+    blocks: tuple[Block, ...] = (_context(f":black_square_for_stop: {text}"),)
+    if retry_value is not None:
+        blocks += (
+            {
+                "type": "actions",
+                "block_id": "trellis_retry",
+                "elements": [_button("Retry", RETRY_ACTION, retry_value)],
+            },
+        )
+    return Rendered(text=text, blocks=blocks)
 
 
 def note(text: str, *, emoji: str = ":information_source:") -> Rendered:
@@ -198,6 +212,23 @@ def feedback(question_ts: str) -> Block:
             }
         ],
     }
+
+
+def question_ref(channel_id: str, ts: str) -> str:
+    """A button value naming a question in another conversation ("C123/1712.0001").
+
+    A button under the question's own thread carries only the question's ts; one elsewhere (an
+    answer sent to the asker's DM) names the question's channel too: read it with `question_at`.
+    """
+    return f"{channel_id}/{ts}"
+
+
+def question_at(value: str, channel_id: str) -> tuple[str, str]:
+    """``(channel, question ts)`` a button value names, clicked in ``channel_id``."""
+    channel, sep, ts = value.partition("/")
+    if sep and channel and ts:
+        return channel, ts
+    return channel_id, value
 
 
 def feedback_vote(value: str) -> tuple[str, str] | None:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trellis_slack.slack.blocks import question_at
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,7 +35,8 @@ def parse_button(body: Mapping[str, Any]) -> ButtonClick | None:
     click = parse_feedback(body)  # the same parts: channel, user, message, the button's value
     if click is None:
         return None
-    return ButtonClick(click.channel_id, click.value, click.user_id, click.message_ts)
+    channel_id, question_ts = question_at(click.value, click.channel_id)
+    return ButtonClick(channel_id, question_ts, click.user_id, click.message_ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,8 @@ class StepsClick:
     user_id: str
     question_ts: str
     thread_ts: str | None
+    #: The question's own channel (``channel_id`` is where the button was clicked).
+    question_channel: str = ""
 
 
 def parse_show_steps(body: Mapping[str, Any]) -> StepsClick | None:
@@ -164,4 +169,7 @@ def parse_show_steps(body: Mapping[str, Any]) -> StepsClick | None:
     click = parse_feedback(body)  # the same parts: channel, user, the button's value
     if click is None:
         return None
-    return StepsClick(click.channel_id, click.user_id, click.value, click.thread_ts)
+    question_channel, question_ts = question_at(click.value, click.channel_id)
+    return StepsClick(
+        click.channel_id, click.user_id, question_ts, click.thread_ts, question_channel
+    )

@@ -185,6 +185,35 @@ class SlackIO:
             args["thread_ts"] = thread_ts
         return await self._call("chat.postEphemeral", **args) is not None
 
+    async def whisper(
+        self, channel: str, user: str, body: Rendered, thread_ts: str | None
+    ) -> str | None:
+        """Show a whole message (blocks too) to one user only; its ``message_ts``, or None."""
+        args: dict[str, Any] = {
+            "channel": channel,
+            "user": user,
+            "text": body.text,
+            "blocks": list(body.blocks),
+        }
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        data = await self._call("chat.postEphemeral", **args)
+        ts = data.get("message_ts") if data else None
+        return ts if isinstance(ts, str) else None
+
+    async def open_dm(self, user: str) -> str | None:
+        """The bot's DM with ``user`` (``conversations.open``, needs ``im:write``), or None."""
+        data = await self._call("conversations.open", users=user)
+        channel = data.get("channel") if data else None
+        found = channel.get("id") if isinstance(channel, dict) else None
+        return found if isinstance(found, str) and found else None
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to one message (``chat.getPermalink``), or None."""
+        data = await self._call("chat.getPermalink", channel=channel, message_ts=ts)
+        link = data.get("permalink") if data else None
+        return link if isinstance(link, str) and link else None
+
     async def upload(
         self,
         channel: str | None,
