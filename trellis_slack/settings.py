@@ -33,6 +33,7 @@ VARIABLES: dict[str, str] = {
     "TRELLIS_INTEGRATION_ID": "Default integration (database) for questions. Optional.",
     "TRELLIS_MODEL": "Default model. Optional (Trellis picks its default).",
     "TRELLIS_SLACK_DB": "Where the state is kept: the path of a SQLite file (one copy of the bot), or a `postgresql://user:password@host/db` URL (several replicas share it: see [Running several replicas](#running-several-replicas)). Default `./trellis-slack.db`.",
+    "REPLICA_TTL": "Seconds a replica's heartbeat in the state store lasts (renewed every third of it): a replica silent this long is taken for dead, and another takes over its questions. Default `15`.",
     "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`. Default `INFO`.",
     "FOLLOW_UPS": "`all`: any reply in a bot thread is a follow-up (default); `mentions`: only replies that mention the bot.",
     "SLACK_STREAMING": "`native`: answers stream into their message with Slack's streaming methods, steps as task cards (default); `update`: the message is edited as the answer grows (for workspaces that cannot stream).",
@@ -99,6 +100,7 @@ class Settings:
     idle_timeout: float = 120.0
     max_connections: int = 3
     chats_per_minute: int = 20
+    replica_ttl: float = 15.0  # seconds a replica's heartbeat lasts (`bot.fleet`)
     #: Days a chat may stay unused before it is retired (deleted in Trellis); None: never.
     chat_retention_days: float | None = None
     #: Slack user ids who may change channel settings (besides workspace admins); None: nobody else.
@@ -180,6 +182,7 @@ class Settings:
             idle_timeout=reader.number("TRELLIS_IDLE_TIMEOUT", 120.0),
             max_connections=int(reader.number("TRELLIS_MAX_CONNECTIONS", 3, integer=True)),
             chats_per_minute=int(reader.number("TRELLIS_CHATS_PER_MINUTE", 20, integer=True)),
+            replica_ttl=reader.number("REPLICA_TTL", 15.0),
             chat_retention_days=reader.days("TRELLIS_CHAT_RETENTION_DAYS"),
             admin_users=reader.id_list("TRELLIS_ADMIN_USERS"),
             health_port=reader.port("HEALTH_PORT"),

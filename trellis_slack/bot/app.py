@@ -20,6 +20,7 @@ from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.chats import keep_retiring
 from trellis_slack.bot.commands import Commands
 from trellis_slack.bot.feedback import Feedback
+from trellis_slack.bot.fleet import Fleet
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.private import Sharing
 from trellis_slack.bot.routes import Listeners, build_app
@@ -34,7 +35,7 @@ from trellis_slack.slack.events import BotIdentity
 from trellis_slack.slack.users import bot_identity
 from trellis_slack.slack.web import SlackIO, web_client
 from trellis_slack.store.base import Store
-from trellis_slack.store.sqlite import SqliteStore
+from trellis_slack.store.open import open_store
 from trellis_slack.trellis.client import Backoff, TrellisClient
 from trellis_slack.trellis.rest import TrellisRest
 from trellis_slack.trellis.tokens import ApiKeyTokens, StaticToken, TokenProvider
@@ -93,6 +94,7 @@ class Bot:
         #: Set while running (tests and the health check look at them).
         self.store: Store | None = None
         self.bridge: Bridge | None = None
+        self.fleet: Fleet | None = None
         self.handler: AsyncSocketModeHandler | None = None
         self.health: HealthServer | None = None
         self.renderer: Renderer | None = None
@@ -118,9 +120,13 @@ class Bot:
         await self._check_app_token(slack, settings.slack_app_token)
 
         # Only once Slack took both tokens: a wrong one leaves no state file behind.
-        store = await SqliteStore.open(settings.db_path)
+        store = await open_store(settings)
         stack.push_async_callback(store.close)
         self.store = store
+        # Leaves the fleet after the answers drained (the exit stack unwinds in reverse).
+        fleet = self.fleet = Fleet(store, ttl=settings.replica_ttl)
+        stack.push_async_callback(fleet.leave)
+        await fleet.beat()
         await store.prune(CLAIM_RETENTION_DAYS)
         self._background(self._prune_daily(store))
 
@@ -142,9 +148,11 @@ class Bot:
 
         access = Access.from_settings(settings)
         bridge = self._build_bridge(
-            bot=bot, slack=slack, store=store, trellis=trellis, access=access
+            bot=bot, slack=slack, store=store, trellis=trellis, access=access, fleet=fleet
         )
         self.bridge = bridge
+        # Heartbeats, adoption and commands from other replicas go on while the answers drain.
+        self._background(fleet.run(bridge.take_over, bridge.perform))
         stack.push_async_callback(lambda: bridge.shutdown(self._grace))
         if settings.chat_retention_days is not None:
             # Idle chats are retired ahead of Trellis's open-chat cap: at start-up, then daily.
@@ -196,6 +204,7 @@ class Bot:
         store: Store,
         trellis: TrellisClient,
         access: Access,
+        fleet: Fleet,
     ) -> Bridge:
         """The chart workers, the turn runner and the bridge (entered into the exit stack)."""
         renderer = self.renderer = Renderer(charts=self.settings.slack_charts)
@@ -218,7 +227,13 @@ class Bot:
             private_answers=self.settings.private_answers,
         )
         return Bridge(
-            bot=bot, slack=slack, store=store, runner=runner, access=access, trellis=trellis
+            bot=bot,
+            slack=slack,
+            store=store,
+            runner=runner,
+            access=access,
+            trellis=trellis,
+            fleet=fleet,
         )
 
     # --- start-up checks ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from trellis_slack.bot import lifecycle
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.changes import Changes
+from trellis_slack.bot.fleet import AGENT_STOP, STOP, STOP_FOR, Fleet
 from trellis_slack.bot.intake import Intake
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.queue import AnswerQueue
@@ -27,11 +29,13 @@ from trellis_slack.slack.events import (
 )
 from trellis_slack.slack.web import SlackIO
 from trellis_slack.store.base import Store
-from trellis_slack.store.records import PostKind
+from trellis_slack.store.records import Command, PostKind, QuestionRecord
 
 log = logging.getLogger(__name__)
 
 #: What a Retry click says when there is nothing (any more) to retry.
+#: Seconds an edit or deletion waits for another replica to stop the answer it runs.
+STOP_ELSEWHERE_WAIT = 30.0
 NOTHING_TO_RETRY = "There is nothing to retry here any more."
 
 
@@ -52,15 +56,28 @@ class Bridge:
         runner: TurnRunner,
         access: Access,
         trellis: MessageDeleter,
+        fleet: Fleet | None = None,
     ) -> None:
         self.bot = bot
         self.slack = slack
         self.store = store
         self.runner = runner
-        self.queue = AnswerQueue(slack=slack, store=store, runner=runner, turns=ThreadTurns(store))
-        self.intake = Intake(bot=bot, slack=slack, store=store, access=access, queue=self.queue)
+        #: This replica among those sharing the store (one, unless the store is PostgreSQL).
+        self.fleet = fleet or Fleet(store)
+        replica = self.fleet.replica
+        turns = ThreadTurns(store, replica=replica)
+        self.queue = AnswerQueue(slack=slack, store=store, runner=runner, turns=turns)
+        self.intake = Intake(
+            bot=bot, slack=slack, store=store, access=access, queue=self.queue, replica=replica
+        )
         self.changes = Changes(
-            bot=bot, slack=slack, store=store, runner=runner, queue=self.queue, trellis=trellis
+            bot=bot,
+            slack=slack,
+            store=store,
+            runner=runner,
+            queue=self.queue,
+            trellis=trellis,
+            stop_elsewhere=self._stop_elsewhere,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -119,6 +136,10 @@ class Bridge:
         """The Stop button: interrupt that answer, or tell the clicker it is already over."""
         if not await self.runner.stop(channel_id, question_ts, lifecycle.StopClicked(user_id)):
             record = await self.store.question(channel_id, question_ts)
+            if record is not None and await self.fleet.forward(
+                channel_id, record.thread_ts, Command(STOP, channel_id, question_ts, user_id)
+            ):
+                return  # the replica answering it stops it (and tells the clicker if too late)
             await self.slack.ephemeral(
                 channel_id, user_id, lifecycle.ALREADY_OVER, record.thread_ts if record else None
             )
@@ -126,10 +147,51 @@ class Bridge:
     async def on_agent_stopped(self, *, channel_id: str, thread_ts: str, user_id: str) -> None:
         """Slack's own stop control (agent view): stop every answer in progress in that thread,
         as the Stop button would. Nothing in progress: nothing to do (Slack already shows it)."""
+        stopped = False
         for active in list(self.runner.active.values()):
             ask = active.ask
             if ask.channel_id == channel_id and ask.thread_ts == thread_ts:
+                stopped = True
                 await self.runner.stop(channel_id, ask.question_ts, lifecycle.StopClicked(user_id))
+        if not stopped:
+            await self.fleet.forward(
+                channel_id, thread_ts, Command(AGENT_STOP, channel_id, thread_ts, user_id)
+            )
+
+    async def perform(self, command: Command) -> None:
+        """A command another replica left for this one, about an answer running here."""
+        if command.kind == STOP:
+            await self.on_stop(
+                channel_id=command.channel_id, question_ts=command.ts, user_id=command.user_id
+            )
+        elif command.kind == AGENT_STOP:
+            await self.on_agent_stopped(
+                channel_id=command.channel_id, thread_ts=command.ts, user_id=command.user_id
+            )
+        elif command.kind == STOP_FOR:
+            await self.runner.stop(
+                command.channel_id, command.ts, lifecycle.StopFor(command.payload)
+            )
+        else:
+            log.warning("a command of unknown kind %r was ignored", command.kind)
+
+    async def _stop_elsewhere(self, question: QuestionRecord, reason: str) -> bool:
+        """Ask the replica answering ``question`` to stop; wait (a while) until it has."""
+        command = Command(STOP_FOR, question.channel_id, question.ts, payload=reason)
+        if not await self.fleet.forward(question.channel_id, question.thread_ts, command):
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_ELSEWHERE_WAIT):
+                while True:
+                    changed = self.store.watch_thread(question.channel_id, question.thread_ts)
+                    current = await self.store.question(question.channel_id, question.ts)
+                    if current is None or current.status is not Status.ANSWERING:
+                        return True
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.fleet.poll):
+                            await changed.wait()
+        log.warning("the replica answering %s did not stop it in time", question.ts)
+        return True
 
     async def on_retry(
         self, *, channel_id: str, question_ts: str, user_id: str, message_ts: str | None
@@ -172,27 +234,54 @@ class Bridge:
     # -- start-up and shutdown --
 
     async def recover(self) -> int:
-        """At start-up: questions a previous run left unanswered (a crash, a kill) end visibly.
+        """At start-up: what a previous run (or a replica that died) left unfinished ends well.
 
-        Each becomes a failure with Retry on its working (or waiting) message, so no thread keeps
-        a "Thinking…" and a Stop button that nothing will ever finish. A message the process
-        posted but died before recording (a window of milliseconds) cannot be found; the failure
-        is then posted as a new message instead. Returns how many.
+        See `take_over`. Returns how many questions were taken over.
         """
-        await self.store.release_turns()
-        unfinished = await self.store.unfinished_questions()
-        for question in unfinished:
-            await self.store.update_question(question.channel_id, question.ts, status=Status.FAILED)
+        await self.fleet.beat()
+        orphans = await self.fleet.adopt()
+        await self.take_over(orphans)
+        return len(orphans)
+
+    async def take_over(self, questions: list[QuestionRecord]) -> None:
+        """Questions adopted from a process that is gone (a crash, a kill, a lost node).
+
+        A question that was already queued for an answer (checked, waiting for its turn) is
+        answered here, in its waiting message's place. One that was being answered, or not yet
+        checked, becomes a failure with Retry on its working (or waiting) message, so no thread
+        keeps a "Thinking…" and a Stop button that nothing will ever finish; a message the dead
+        process posted but had not recorded (a window of milliseconds) cannot be found, and the
+        failure is then posted as a new message instead.
+        """
+        cut_short = 0
+        for question in questions:
             posts = await self.store.bot_posts(question.channel_id, question.ts)
             status = [p.ts for p in posts if p.kind is PostKind.STATUS and p.ts is not None]
             for extra in status[:-1]:
                 await self.slack.delete(question.channel_id, extra)
+            if question.status is Status.QUEUED and not self.queue.closing:
+                self.spawn(
+                    self.queue.answer(
+                        question,
+                        team_id=self.bot.team_id,
+                        identity=await self.queue.identity_of(question.owner_id),
+                        in_place_of=status[-1] if status else None,
+                    )
+                )
+                continue
+            await self.store.update_question(question.channel_id, question.ts, status=Status.FAILED)
             await self.queue.show_restarted(question, status[-1] if status else None)
-        if unfinished:
+            cut_short += 1
+        if cut_short:
             log.info(
-                "%d question(s) left unanswered by the last run now offer Retry", len(unfinished)
+                "%d question(s) left unanswered by a process that stopped now offer Retry",
+                cut_short,
             )
-        return len(unfinished)
+        if len(questions) > cut_short:
+            log.info(
+                "%d queued question(s) left by a process that stopped are answered now",
+                len(questions) - cut_short,
+            )
 
     async def shutdown(self, grace: float = 10.0) -> None:
         """Stop taking questions, give answers in progress ``grace`` seconds, then stop them."""

@@ -51,6 +51,8 @@ class Changes:
     runner: TurnRunner
     queue: AnswerQueue
     trellis: MessageDeleter
+    #: Asks the replica answering in a thread to stop (`Fleet.forward`); None: one process.
+    stop_elsewhere: Callable[[QuestionRecord, str], Awaitable[bool]] | None = None
 
     async def edit(self, edit: Edit, *, as_new: Callable[[Edit, str], Awaitable[None]]) -> None:
         """``as_new(edit, claim)`` takes an edit that makes a message a new question."""
@@ -175,6 +177,10 @@ class Changes:
         for question in await self.later_in_conversation(record, including=True):
             if await self.runner.stop(question.channel_id, question.ts, lifecycle.StopFor(reason)):
                 await self.runner.finished(question.channel_id, question.ts)
+            elif self.stop_elsewhere is not None:
+                # Answered on another replica: it stops; the thread's claim, which this change
+                # waits for, is free once it has.
+                await self.stop_elsewhere(question, reason)
 
     async def later_in_conversation(
         self, record: QuestionRecord, *, including: bool = False

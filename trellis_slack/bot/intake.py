@@ -52,6 +52,8 @@ class Intake:
     store: Store
     access: Access
     queue: AnswerQueue
+    #: This replica: it handles the questions it records (`bot.fleet`).
+    replica: str = ""
 
     async def take(self, q: Question, *, claim: str | None = None) -> None:
         """``claim`` is the dedupe key (default: the message's ts; an edit has its own)."""
@@ -71,6 +73,7 @@ class Intake:
                 trellis_message_id=None,
                 status=Status.RECEIVED,
                 owner_id=q.user_id if self.access.per_user_identity else "",
+                handler=self.replica,
             )
             receipt = await self.store.receive_question(
                 record, claim=claim or q.ts, follow_up=follow_up

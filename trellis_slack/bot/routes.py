@@ -166,6 +166,10 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+#: Events that must be recorded in the store before they are acked.
+_RECORDED_FIRST = frozenset({"message", "app_mention"})
+
+
 class _QuietTokenWarning(logging.Filter):
     """Drops Bolt's start-up warning that ``SLACK_BOT_TOKEN`` is unused.
 
@@ -197,6 +201,11 @@ def build_app(client: AsyncWebClient, listeners: Listeners) -> AsyncApp:
 
 def _listener(listeners: Listeners, route: Route) -> Handler:
     async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any]) -> None:
+        if route.name in _RECORDED_FIRST and not listeners.bridge.fleet.healthy:
+            # The store is unreachable, so the question could not be recorded: no ack, and
+            # Slack redelivers it (to another replica, or here once the store is back).
+            log.warning("a %s event was left unacked: the state store is unreachable", route.name)
+            return
         try:
             answer = route.handler(listeners, body)
         except Exception:

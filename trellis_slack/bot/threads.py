@@ -27,9 +27,13 @@ class ThreadTurns:
     Slack delivered them or the bot's Slack calls finished.
     """
 
-    def __init__(self, store: Store, *, recheck: float = RECHECK_SECONDS) -> None:
+    def __init__(
+        self, store: Store, *, recheck: float = RECHECK_SECONDS, replica: str = ""
+    ) -> None:
         self.store = store
         self.recheck = recheck
+        #: The replica the claims are made for: they last while its heartbeat does (`bot.fleet`).
+        self.replica = replica
         self._instance = uuid.uuid4().hex[:12]
         self.holding = 0
 
@@ -49,7 +53,9 @@ class ThreadTurns:
             # Watched before the claim is tried, so a change right after the refusal still wakes
             # this waiter (no lost wake-up).
             changed = self.store.watch_thread(channel_id, thread_ts)
-            if await self.store.claim_turn(channel_id, thread_ts, question_ts, holder):
+            if await self.store.claim_turn(
+                channel_id, thread_ts, question_ts, holder, replica=self.replica
+            ):
                 break
             # The note that it waits is posted only once every earlier question shows its own
             # message, so the thread's messages (and the answers replacing them) stay in the
