@@ -367,6 +367,97 @@ async def test_the_split_view_offers_the_apps_prompts_and_slacks_stop(
     await expect(page.locator("#messages article")).to_have_count(1)
 
 
+async def in_view(page: Page, pane: str) -> dict[str, float]:
+    """Once the page has laid out and painted: how far ``pane`` is from its bottom (``gap``), how
+    far its newest message reaches below the pane's visible part (``below``), and its scroll."""
+    measured: dict[str, float] = await page.evaluate(
+        """async (selector) => {
+            await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+            const pane = document.querySelector(selector);
+            const newest = [...pane.querySelectorAll(':scope > article')].pop();
+            return {
+                gap: pane.scrollHeight - pane.scrollTop - pane.clientHeight,
+                below: newest.getBoundingClientRect().bottom - pane.getBoundingClientRect().bottom,
+                top: pane.scrollTop,
+                overflow: pane.scrollHeight - pane.clientHeight,
+            };
+        }""",
+        pane,
+    )
+    return measured
+
+
+def newest_shown(measured: dict[str, float]) -> bool:
+    """The pane is at its bottom and its newest message ends inside it."""
+    return measured["gap"] < 2 and measured["below"] <= 1
+
+
+async def image_loaded(answer: Locator) -> None:
+    """Wait until the answer's PNG chart has loaded (it grows the answer when it does)."""
+    image = answer.locator("figure.image img")
+    await expect(image).to_have_count(1)
+    await image.evaluate(
+        "img => img.complete ? img.naturalWidth : new Promise((done) => img.onload = () => done())"
+    )
+
+
+async def test_the_thread_and_the_channel_keep_the_newest_message_in_view(page: Page) -> None:
+    """As in Slack: the question just asked and each answer, chart images included, stay in view."""
+    thread = page.locator("#thread-messages")
+    await page.get_by_role("button", name="Orders by region").click()
+    await expect(thread.locator("article.from-app")).to_contain_text("West led with 8,164")
+    # The thread opened beside the channel, narrowing it: its newest message is still in view.
+    for pane in ("#messages", "#thread-messages"):
+        shown = await in_view(page, pane)
+        assert newest_shown(shown), (pane, shown)
+    reply = page.get_by_role("textbox", name="Reply")
+    await reply.fill("Show revenue by region per quarter")
+    await reply.press("Enter")
+    answer = thread.locator("article.from-app").nth(1)
+    await expect(answer).to_contain_text("Revenue rose every quarter")
+    await image_loaded(answer)
+    shown = await in_view(page, "#thread-messages")
+    assert shown["overflow"] > 0, shown  # the thread is taller than its pane: following matters
+    assert newest_shown(shown), shown
+
+
+async def test_a_reader_who_scrolled_up_is_left_where_they_are(
+    page: Page, hold: asyncio.Event
+) -> None:
+    """Scrolled up in the thread, the reader stays put while an answer arrives; back down, it follows."""
+    thread = page.locator("#thread-messages")
+    await page.get_by_role("button", name="Revenue by quarter").click()
+    await image_loaded(thread.locator("article.from-app").first)
+    reply = page.get_by_role("textbox", name="Reply")
+    await reply.fill("How many orders did each region have in 2025?")
+    await reply.press("Enter")
+    await expect(thread.locator("article.from-app").nth(1)).to_contain_text("West led")
+    await reply.fill("forecast orders for next quarter")
+    await reply.press("Enter")
+    await expect(thread.locator(".stream .task").first).to_be_visible()
+    assert (await in_view(page, "#thread-messages"))["overflow"] > 200
+    await thread.hover()
+    await page.mouse.wheel(0, -200)
+    await page.wait_for_function("() => document.querySelector('#thread-messages').scrollTop > 0")
+    scrolled = await in_view(page, "#thread-messages")
+    assert scrolled["gap"] >= 150, scrolled
+    hold.set()
+    await expect(thread).to_contain_text("Next quarter should bring")
+    shown = await in_view(page, "#thread-messages")
+    assert shown["top"] == scrolled["top"], (scrolled, shown)
+    # Back at the bottom (as dragging the scroll bar there does), the pane follows again.
+    await thread.evaluate("pane => { pane.scrollTop = pane.scrollHeight; }")
+    await page.wait_for_function(
+        """() => { const p = document.querySelector('#thread-messages');
+                   return p.scrollHeight - p.scrollTop - p.clientHeight < 2; }"""
+    )
+    await reply.fill("and in the west?")
+    await reply.press("Enter")
+    await expect(thread).to_contain_text("West had")
+    shown = await in_view(page, "#thread-messages")
+    assert newest_shown(shown), shown
+
+
 async def test_stop_on_a_slow_question_stops_it(page: Page) -> None:
     """Stop on the slow question's working message stops it: no answer, and the button goes."""
     await page.get_by_role("button", name="A slow one: try Stop").click()

@@ -518,14 +518,54 @@ function fromHtml(html) {
   return template.content.firstElementChild;
 }
 
+// Following the conversation, as Slack does: a list keeps its newest message in view while the
+// reader is at (or near) its bottom, whatever makes it grow or shrink: a new or longer message, a
+// chart image that loads, the pane narrowing when a thread opens beside it. A reader who scrolled
+// up is left where they are until they scroll back down (or send something, or open the list).
+const NEAR_BOTTOM = 80;
+
+function follower(container) {
+  if (container.follower) return container.follower;
+  const follow = { on: true, last: 0, setTo: -1 };
+  follow.stick = () => {
+    if (!follow.on) return;
+    container.scrollTop = container.scrollHeight;
+    follow.setTo = follow.last = container.scrollTop;
+  };
+  container.addEventListener("scroll", () => {
+    // Our own scroll, arriving after the list grew again, is not the reader scrolling up; only
+    // a move up leaves the bottom, and coming back near it follows again.
+    const top = container.scrollTop;
+    if (top === follow.setTo) return;
+    if (container.scrollHeight - top - container.clientHeight < NEAR_BOTTOM) follow.on = true;
+    else if (top < follow.last) follow.on = false;
+    follow.last = top;
+  }, { passive: true });
+  const resized = new ResizeObserver(follow.stick);
+  resized.observe(container);
+  follow.watch = (el) => resized.observe(el);
+  follow.unwatch = (el) => resized.unobserve(el);
+  container.follower = follow;
+  return follow;
+}
+
+// Show a list's newest message and follow it again (opening a list, sending a message).
+function followNewest(container) {
+  const follow = follower(container);
+  follow.on = true;
+  follow.stick();
+}
+
 // Keyed rendering: a message's element is rebuilt only when its HTML changes, so images stay
 // put and an editor keeps its caret while the bot edits other messages.
 function renderList(container, entries, stick) {
   const cache = container.cache || (container.cache = new Map());
-  const atBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
+  const follow = follower(container);
+  if (stick) follow.on = true;
   const wanted = new Set(entries.map(([key]) => key));
   for (const [key, record] of cache) {
     if (!wanted.has(key)) {
+      follow.unwatch(record.el);
       record.el.remove();
       cache.delete(key);
     }
@@ -535,7 +575,11 @@ function renderList(container, entries, stick) {
     let record = cache.get(key);
     if (!record || record.html !== html) {
       const el = fromHtml(html);
-      if (record) record.el.replaceWith(el);
+      if (record) {
+        follow.unwatch(record.el);
+        record.el.replaceWith(el);
+      }
+      follow.watch(el);
       record = { html, el };
       cache.set(key, record);
     }
@@ -543,7 +587,7 @@ function renderList(container, entries, stick) {
     if (next !== record.el) container.insertBefore(record.el, next);
     previous = record.el;
   }
-  if (atBottom || stick) container.scrollTop = container.scrollHeight;
+  follow.stick();
 }
 
 function entriesOf(list, where) {
@@ -712,6 +756,7 @@ async function sendToAgent(text) {
   if (!result.ok) return false;
   if (!thread && state.agent) state.agent.thread = result.ts;
   render();
+  followNewest($("agent-messages"));
   return true;
 }
 
@@ -729,14 +774,14 @@ function selectRoom(id) {
   state.editing = null;
   state.confirming = null;
   render();
-  $("messages").scrollTop = $("messages").scrollHeight;
+  followNewest($("messages"));
 }
 
 function openThread(channel, ts) {
   state.thread = { channel, ts };
   state.agent = null;
   render();
-  $("thread-messages").scrollTop = $("thread-messages").scrollHeight;
+  followNewest($("thread-messages"));
   $("thread-input").focus();
 }
 
@@ -779,6 +824,7 @@ async function send(text, threadTs) {
   }
   const result = await api("post", { channel: state.room, text: trimmed, thread_ts: threadTs ?? null });
   if (!result.ok) return false;
+  followNewest($(threadTs ? "thread-messages" : "messages"));
   if (!threadTs && (room().kind === "im" || mentionsBot(trimmed))) openThread(state.room, result.ts);
   return true;
 }
