@@ -48,8 +48,8 @@ FLAGS = [
 pytestmark = [
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (apt-get install chromium chromium-driver; "
-        ".ci/run does)",
+        reason="the demo's browser tests need Debian's Chromium: "
+        "sudo apt install chromium chromium-driver (.ci/run installs it)",
     ),
     # One browser for the module (starting Chromium is most of a test's time), so one loop.
     pytest.mark.asyncio(loop_scope="module"),
