@@ -20,7 +20,7 @@ from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.chats import keep_retiring
 from trellis_slack.bot.commands import Commands
 from trellis_slack.bot.feedback import Feedback
-from trellis_slack.bot.fleet import Fleet
+from trellis_slack.bot.fleet import Fleet, StoreLimits
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.private import Sharing
 from trellis_slack.bot.routes import Listeners, build_app
@@ -143,6 +143,7 @@ class Bot:
             backoff=self._backoff,
             pace=self._pace,
             chat_create_limits=((settings.chats_per_minute, 60.0),),
+            limits=StoreLimits(store, fleet),
         )
         stack.push_async_callback(trellis.aclose)
 
@@ -188,7 +189,14 @@ class Bot:
         self.handler = handler
         await handler.connect_async()
         if settings.health_port is not None:
-            health = HealthServer(settings, self.metrics, slack=handler.client, trellis=trellis)
+            health = HealthServer(
+                settings,
+                self.metrics,
+                slack=handler.client,
+                trellis=trellis,
+                store=store,
+                fleet=fleet,
+            )
             await health.start()
             stack.push_async_callback(health.stop)
             self.health = health

@@ -150,3 +150,39 @@ class Fleet:
         """A clean shutdown: our heartbeat, claims and slots go at once (nothing to adopt)."""
         with contextlib.suppress(StateError):
             await self.store.retire_replica(self.replica)
+
+
+class StoreLimits:
+    """Trellis's limits over every replica (`trellis.shared.FleetLimits`), kept in the store.
+
+    Socket slots belong to this replica and live as long as its heartbeat: a replica that dies
+    frees its slots within ``REPLICA_TTL``. When the store cannot be reached, no new socket is
+    opened (its answers wait, and say so) rather than risk a fourth socket Trellis would refuse;
+    sockets already open carry on, so answers in progress finish.
+    """
+
+    def __init__(self, store: Store, fleet: Fleet, *, poll: float = COMMAND_POLL) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.poll = poll
+
+    async def take_socket(self, member: str, limit: int) -> int | None:
+        try:
+            return await self.store.claim_slot(f"sockets:{member}", limit, self.fleet.replica)
+        except StateError as exc:
+            log.warning("cannot take a Trellis socket slot: %s", exc)
+            return None
+
+    async def give_socket(self, member: str, slot: int) -> None:
+        try:
+            await self.store.release_slot(f"sockets:{member}", slot, self.fleet.replica)
+        except StateError as exc:
+            # Freed anyway when this replica's heartbeat lapses, or at its clean shutdown.
+            log.warning("cannot give a Trellis socket slot back: %s", exc)
+
+    async def chat_creation(self, member: str, per_minute: int) -> float:
+        try:
+            return await self.store.take_rate(f"chats:{member}", per_minute=per_minute)
+        except StateError as exc:
+            log.warning("cannot check the fleet's chat-creation rate: %s", exc)
+            return 0.0  # this replica's own pacing still holds

@@ -32,6 +32,7 @@ from trellis_slack.trellis.pacing import CHAT_CREATE_LIMITS, Backoff, SendPacer
 from trellis_slack.trellis.pool import Pools
 from trellis_slack.trellis.protocol import ErrorEvent, MalformedFinal, Pong, TrellisEvent
 from trellis_slack.trellis.rest import TrellisRest
+from trellis_slack.trellis.shared import FleetLimits, member_key
 from trellis_slack.trellis.tokens import TokenProvider, with_token
 from trellis_slack.trellis.turn import EditMessage, SendMessage, Turn
 from trellis_slack.trellis.uploads import FileToUpload, Uploaded
@@ -70,6 +71,7 @@ class TrellisClient:
         pace: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         chat_create_limits: Sequence[tuple[int, float]] = CHAT_CREATE_LIMITS,
+        limits: FleetLimits | None = None,
     ) -> None:
         self._background = Background()
         connector = Connector(
@@ -87,6 +89,7 @@ class TrellisClient:
             ping_interval=ping_interval,
             pace=pace,
             sleep=sleep,
+            limits=limits,
         )
         self._host = _TurnHost(
             self._pools,
@@ -96,6 +99,7 @@ class TrellisClient:
             backoff=backoff,
             sleep=sleep,
             chat_create_limits=chat_create_limits if pace else (),
+            limits=limits,
         )
         self._connect_timeout = connect_timeout
         #: At most this many sockets per token.
@@ -183,8 +187,10 @@ class _TurnHost:
         backoff: Backoff,
         sleep: Callable[[float], Awaitable[None]],
         chat_create_limits: Sequence[tuple[int, float]] = CHAT_CREATE_LIMITS,
+        limits: FleetLimits | None = None,
     ) -> None:
         self._pools = pools
+        self._limits = limits
         self._tokens = tokens
         self._rest = rest
         self.turn_timeout = turn_timeout
@@ -267,6 +273,12 @@ class _TurnHost:
         if pacer is None:
             pacer = self._create_pacers[identity] = SendPacer(self._create_limits)
         wait = pacer.reserve()
+        if self._limits is not None:
+            # The same limit over every replica: the longer of the two waits.
+            member = "shared" if identity is None else member_key(f"identity:{identity}")
+            per_minute = next((n for n, per in self._create_limits if per == 60.0), None)
+            if per_minute is not None:
+                wait = max(wait, await self._limits.chat_creation(member, per_minute))
         if wait > 0:
             logger.info("chat creation paced: waiting %.2f s", wait)
             if on_wait is not None:

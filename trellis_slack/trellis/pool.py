@@ -18,6 +18,7 @@ from trellis_slack.errors import (
 )
 from trellis_slack.trellis import protocol
 from trellis_slack.trellis.connection import Background, Connection, Connector, Sink
+from trellis_slack.trellis.shared import FleetLimits, member_key
 
 __all__ = ["Pool", "Pools"]
 
@@ -35,10 +36,14 @@ class Pool:
     def __init__(self, pools: Pools, token: str) -> None:
         self._pools = pools
         self.token = token
+        #: The key of the Trellis member the token belongs to (fleet-wide limits).
+        self.member = member_key(token) if pools.limits is not None else ""
         self.idle: list[Connection] = []
         self.busy: set[Connection] = set()
         self.opening = 0
         self.waiters: deque[asyncio.Future[Connection | None]] = deque()
+        #: The fleet-wide socket slot each open socket holds (`FleetLimits`).
+        self.slots: dict[Connection, int] = {}
 
     def __repr__(self) -> str:
         return f"<Trellis pool idle={len(self.idle)} busy={len(self.busy)} opening={self.opening}>"
@@ -72,7 +77,7 @@ class Pool:
             if granted is not None:
                 return granted
             # None: a slot was reserved for us (``opening`` already counts it).
-        return await self._open_reserved()
+        return await self._open_reserved(on_queued)
 
     def release(self, conn: Connection) -> None:
         """A request finished cleanly: give the socket to the next waiter, or let it idle."""
@@ -96,6 +101,7 @@ class Pool:
             self.idle.remove(conn)
         conn.stop_idle()
         self._pools.background.spawn(conn.shutdown(interrupt=interrupt))
+        self._give_slot(conn)
         self._wake()
         self._pools.forget_if_empty(self)
 
@@ -104,6 +110,7 @@ class Pool:
         if conn in self.idle:
             self.idle.remove(conn)
             conn.stop_idle()
+            self._give_slot(conn)
             self._wake()
             self._pools.forget_if_empty(self)
 
@@ -129,10 +136,14 @@ class Pool:
                     self.waiters.remove(future)
             raise
 
-    async def _open_reserved(self) -> Connection:
+    async def _open_reserved(self, on_queued: OnQueued | None = None) -> Connection:
+        slot: int | None = None
         try:
+            slot = await self._take_slot(on_queued)
             conn = await self._pools.connector.open(self.token, self)
         except BaseException as exc:
+            if slot is not None:
+                self._give_back(slot)
             self.opening -= 1
             if isinstance(exc, TrellisError) and not self.idle and not self.busy:
                 self._fail_waiters(exc)  # no socket of this token works: do not let them hang
@@ -141,8 +152,36 @@ class Pool:
             self._pools.forget_if_empty(self)
             raise
         self.opening -= 1
+        if slot is not None:
+            self.slots[conn] = slot
         self.busy.add(conn)
         return conn
+
+    async def _take_slot(self, on_queued: OnQueued | None) -> int | None:
+        """A fleet-wide slot for one more socket, waiting while other replicas hold them all."""
+        limits = self._pools.limits
+        if limits is None:
+            return None
+        said = False
+        while (slot := await limits.take_socket(self.member, self._pools.max_connections)) is None:
+            if not said:
+                said = True
+                logger.info("every Trellis socket of this member is open on other replicas")
+                if on_queued is not None:
+                    await on_queued()
+            # Polled: a slot other replicas free sends no signal here.
+            await self._pools.sleep(limits.poll)
+        return slot
+
+    def _give_slot(self, conn: Connection) -> None:
+        slot = self.slots.pop(conn, None)
+        if slot is not None:
+            self._give_back(slot)
+
+    def _give_back(self, slot: int) -> None:
+        limits = self._pools.limits
+        if limits is not None:
+            self._pools.background.spawn(limits.give_socket(self.member, slot))
 
     async def _keep_idle(self, conn: Connection) -> None:
         """Ping an idle socket every ping_interval; close it after idle_timeout unused."""
@@ -206,6 +245,7 @@ class Pools:
         ping_interval: float,
         pace: bool,
         sleep: Callable[[float], Awaitable[None]],
+        limits: FleetLimits | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -215,7 +255,9 @@ class Pools:
         self.idle_timeout = idle_timeout
         self.ping_interval = ping_interval
         self._pace_sends = pace
-        self._sleep = sleep
+        self.sleep = sleep
+        #: Trellis's socket cap over every replica; None: this process alone.
+        self.limits = limits
         self._by_token: dict[str, Pool] = {}
 
     def __repr__(self) -> str:
@@ -297,7 +339,7 @@ class Pools:
         delay = conn.pacer.reserve()
         if delay > 0:
             logger.info("socket #%d: pacing send_message by %.1f s", conn.number, delay)
-            await self._sleep(delay)
+            await self.sleep(delay)
 
     def close(self) -> None:
         """Shut down: queued requests fail, every socket is closed (streaming turns see it)."""
