@@ -156,7 +156,7 @@ def test_manifest_is_valid_against_slacks_schema() -> None:
 def test_committed_schema_is_the_shared_reference() -> None:
     """The schema copy in tests/data is the team's reference schema, so the check above is current."""
     if not SHARED_SCHEMA.exists():
-        pytest.skip("the team's reference schema is not here: the copy in tests/data is checked alone")
+        pytest.skip("the team's reference schema is not here: tests/data's copy is checked alone")
     assert json.loads(SCHEMA.read_text()) == json.loads(SHARED_SCHEMA.read_text()), (
         f"{SCHEMA.relative_to(ROOT)} differs from {SHARED_SCHEMA}: copy the shared one over it"
     )
