@@ -176,10 +176,13 @@ def _expired_jwt() -> str:
 
 
 def test_quick_start_is_still_two_commands() -> None:
-    """The quick start keeps its one install-and-run command and its one test command."""
+    """The quick start keeps its install-and-demo and its install-and-test commands, in a venv."""
     quick = section("Quick start")
-    assert "pip install . && trellis-slack run" in quick
-    assert 'pip install -e ".[dev]" && python -m pytest' in quick
+    venv = "python3 -m venv .venv && . .venv/bin/activate && "
+    assert f"{venv}pip install . && trellis-slack demo" in quick
+    assert f'{venv}pip install -e ".[dev]" && python -m pytest' in quick
+    assert "`trellis-slack run`" in quick
+    assert "--env-file" in quick
 
 
 # --- Dockerfile -------------------------------------------------------------------------------

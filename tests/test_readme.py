@@ -43,14 +43,24 @@ def test_quick_start_is_two_commands_in_a_virtual_environment() -> None:
     assert "browser tests" in text.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
 
 
+#: What a fresh clone does not have (a tree without git is copied without these).
+_NOT_IN_A_CLONE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".*_cache", "*.db"
+)
+
+
 def clone(destination: Path) -> None:
     """The repository's files as a fresh clone has them (tracked and new, nothing ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],  # noqa: S607
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):  # an unpacked archive: no git
+        shutil.copytree(ROOT, destination, ignore=_NOT_IN_A_CLONE, dirs_exist_ok=True)
+        return
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
         if source.is_file():
