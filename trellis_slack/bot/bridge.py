@@ -12,7 +12,7 @@ from trellis_slack.bot import lifecycle
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.changes import Changes
 from trellis_slack.bot.fleet import AGENT_STOP, STOP, STOP_FOR, Fleet
-from trellis_slack.bot.intake import Intake
+from trellis_slack.bot.intake import Intake, Recorded, settle
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.queue import AnswerQueue
 from trellis_slack.bot.seams import MessageDeleter
@@ -98,18 +98,28 @@ class Bridge:
         except Exception:
             log.exception("handling a Slack event failed")
 
-    async def on_message(self, event: Mapping[str, Any]) -> None:
-        """A ``message`` event of any subtype."""
-        await self._consider(classify_message(event, self.bot))
+    async def on_message(self, event: Mapping[str, Any], recorded: Recorded | None = None) -> None:
+        """A ``message`` event of any subtype; ``recorded``: see `Intake.take`."""
+        await self._consider(classify_message(event, self.bot), recorded)
 
-    async def on_app_mention(self, event: Mapping[str, Any]) -> None:
+    async def on_app_mention(
+        self, event: Mapping[str, Any], recorded: Recorded | None = None
+    ) -> None:
         """An ``app_mention`` event (a channel mention also arrives as ``message``)."""
-        await self._consider(classify_app_mention(event, self.bot))
+        await self._consider(classify_app_mention(event, self.bot), recorded)
 
-    async def _consider(self, meaning: Meaning) -> None:
-        if isinstance(meaning, Question):
-            await self.intake.take(meaning)
-        elif isinstance(meaning, Edit):
+    async def _consider(self, meaning: Meaning, recorded: Recorded | None = None) -> None:
+        try:
+            if isinstance(meaning, Question):
+                await self.intake.take(meaning, recorded=recorded)
+            else:
+                settle(recorded)  # edits and deletions claim their own deliveries
+                await self._change(meaning)
+        finally:
+            settle(recorded)
+
+    async def _change(self, meaning: Meaning) -> None:
+        if isinstance(meaning, Edit):
             await self.changes.edit(meaning, as_new=self._edit_as_question)
         elif isinstance(meaning, Deletion):
             await self.changes.delete(meaning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ from trellis_slack.bot import access as policy
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.lifecycle import Status
 from trellis_slack.bot.queue import AnswerQueue
+from trellis_slack.errors import StateError
 from trellis_slack.logs import log_context
 from trellis_slack.slack import blocks
 from trellis_slack.slack.events import BotIdentity, Question, mentioned_user_ids, question_text
@@ -28,6 +30,20 @@ NO_EMAIL = (
 )
 #: Something unexpected broke before the question could be queued.
 BROKE = "Something went wrong on my side before I could answer. Please ask again."
+
+
+#: Settled once an arriving question is recorded: Slack's delivery is acked only then.
+Recorded = asyncio.Future[None]
+
+
+def settle(recorded: Recorded | None, error: BaseException | None = None) -> None:
+    """Say the delivery is recorded (or, with ``error``, could not be); once, and only once."""
+    if recorded is None or recorded.done():
+        return
+    if error is None:
+        recorded.set_result(None)
+    else:
+        recorded.set_exception(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +71,21 @@ class Intake:
     #: This replica: it handles the questions it records (`bot.fleet`).
     replica: str = ""
 
-    async def take(self, q: Question, *, claim: str | None = None) -> None:
-        """``claim`` is the dedupe key (default: the message's ts; an edit has its own)."""
+    async def take(
+        self, q: Question, *, claim: str | None = None, recorded: Recorded | None = None
+    ) -> None:
+        """``claim`` is the dedupe key (default: the message's ts; an edit has its own).
+
+        ``recorded`` is settled as soon as the question is recorded (or found not to be one), so
+        Slack's delivery is acked only then; with the store's error when it could not be, so the
+        delivery is not acked and Slack brings it again (here or to another replica).
+        """
         thread_ts = q.reply_thread_ts
         follow_up = not (q.is_dm or q.mentioned)
         with log_context(channel=q.channel_id, thread=thread_ts):
             if follow_up and (q.thread_ts is None or self.access.follow_ups != "all"):
                 log.debug("%s is not for the bot (no mention, not in one of its threads)", q.ts)
+                settle(recorded)
                 return
             record = QuestionRecord(
                 channel_id=q.channel_id,
@@ -75,9 +99,14 @@ class Intake:
                 owner_id=q.user_id if self.access.per_user_identity else "",
                 handler=self.replica,
             )
-            receipt = await self.store.receive_question(
-                record, claim=claim or q.ts, follow_up=follow_up
-            )
+            try:
+                receipt = await self.store.receive_question(
+                    record, claim=claim or q.ts, follow_up=follow_up
+                )
+            except StateError as exc:
+                settle(recorded, exc)
+                raise
+            settle(recorded)
             if receipt is Receipt.NOT_OURS:
                 log.debug("%s is not for the bot (no mention, not in one of its threads)", q.ts)
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.commands import COMMAND, Commands
 from trellis_slack.bot.feedback import Feedback
 from trellis_slack.bot.home import Home
+from trellis_slack.bot.intake import Recorded
 from trellis_slack.bot.private import SHARE_ACTION, Sharing
 from trellis_slack.bot.steps import StepsShower
+from trellis_slack.errors import StateError
 from trellis_slack.slack.blocks import (
     FEEDBACK_ACTION,
     RETRY_ACTION,
@@ -50,16 +53,21 @@ class Route:
 
     kind: str  # "event" | "action" | "command"
     name: str  # event type, action_id or slash command
-    #: Starts the work in the background; may return what to ack with (a command's answer).
-    handler: Callable[[Listeners, dict[str, Any]], Rendered | None]
+    #: Starts the work in the background; may return what to ack with (a command's answer),
+    #: or what to wait for before acking (an arriving question, recorded first).
+    handler: Callable[[Listeners, dict[str, Any]], Rendered | Recorded | None]
 
 
-def _on_message(listeners: Listeners, body: dict[str, Any]) -> None:
-    listeners.bridge.spawn(listeners.bridge.on_message(body["event"]))
+def _on_message(listeners: Listeners, body: dict[str, Any]) -> Recorded:
+    recorded: Recorded = asyncio.get_running_loop().create_future()
+    listeners.bridge.spawn(listeners.bridge.on_message(body["event"], recorded))
+    return recorded
 
 
-def _on_app_mention(listeners: Listeners, body: dict[str, Any]) -> None:
-    listeners.bridge.spawn(listeners.bridge.on_app_mention(body["event"]))
+def _on_app_mention(listeners: Listeners, body: dict[str, Any]) -> Recorded:
+    recorded: Recorded = asyncio.get_running_loop().create_future()
+    listeners.bridge.spawn(listeners.bridge.on_app_mention(body["event"], recorded))
+    return recorded
 
 
 def _on_app_home_opened(listeners: Listeners, body: dict[str, Any]) -> None:
@@ -166,6 +174,8 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+#: Seconds an arriving question may take to be recorded before its delivery is left unacked.
+RECORD_WITHIN = 2.5
 #: Events that must be recorded in the store before they are acked.
 _RECORDED_FIRST = frozenset({"message", "app_mention"})
 
@@ -211,7 +221,18 @@ def _listener(listeners: Listeners, route: Route) -> Handler:
         except Exception:
             log.exception("the %s %s handler failed", route.kind, route.name)
             answer = None
-        if answer is None:
+        if isinstance(answer, asyncio.Future):
+            try:
+                # Within Slack's 3 s: what is not recorded by then is not acked (Slack retries).
+                async with asyncio.timeout(RECORD_WITHIN):
+                    await asyncio.shield(answer)
+            except (StateError, TimeoutError) as exc:
+                if isinstance(exc, StateError):
+                    listeners.bridge.fleet.healthy = False  # until a heartbeat succeeds again
+                log.warning("a %s event was left unacked: it could not be recorded", route.name)
+                return
+            await ack()
+        elif answer is None:
             await ack()
         else:
             await ack(text=answer.text, blocks=list(answer.blocks), response_type="ephemeral")
