@@ -16,6 +16,8 @@ from prometheus_client import generate_latest
 from trellis_slack.errors import ConfigError, TrellisAuthError, TrellisError
 from trellis_slack.ops.metrics import Metrics, TrellisGauges
 from trellis_slack.settings import Settings
+from trellis_slack.store.records import StoreHealth
+from trellis_slack.store.target import is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,19 @@ class TrellisPing(TrellisGauges, Protocol):
     async def check(self, *, identity: str | None = None) -> None: ...
 
 
+class StoreProbe(Protocol):
+    """The state store as the health check uses it (`Store.health`, which never raises)."""
+
+    async def health(self) -> StoreHealth: ...
+
+
+class Heartbeat(Protocol):
+    """This replica's heartbeat in the store (`bot.fleet.Fleet`): False while renewing it fails."""
+
+    @property
+    def healthy(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TrellisHealth:
     """The outcome of one look at Trellis: ``reachable``, ``rejected`` or ``unreachable``."""
@@ -48,9 +63,18 @@ class TrellisHealth:
 class HealthServer:
     """Serves ``/healthz`` and ``/metrics`` on ``HEALTH_HOST:HEALTH_PORT`` while the bot runs.
 
-    ``/healthz`` answers 200 ``{"slack": "connected", "trellis": "reachable"}`` when the Socket
-    Mode socket is connected and Trellis is usable, else 503 with the same keys and a ``reason``.
-    Choices made here (the docs leave them open):
+    ``/healthz`` answers 200 ``{"slack": "connected", "trellis": "reachable", "store": {...}}``
+    when the Socket Mode socket is connected, Trellis is usable and the state store answers,
+    else 503 with the same keys and a ``reason``. Choices made here (the docs leave them open):
+
+    * The store is looked at on every probe and every scrape (one trivial query, bounded by
+      ``probe_timeout``): a lost database must show at once. ``store`` says its ``backend``,
+      ``state`` (``reachable`` or ``unreachable``), ``latency_ms``, the pool's ``pool_size``
+      and ``pool_in_use`` (PostgreSQL), the ``turns_held`` and ``slots_held`` by live replicas,
+      ``replicas_live``, and ``heartbeat`` (``ok`` or ``failing``). A failing heartbeat makes
+      the replica unhealthy even when the query just worked: until a heartbeat succeeds again
+      it takes no new questions. The reason then starts "state store unreachable"; the error
+      shown is the store's, which never holds the password.
 
     * Trellis is not asked on every probe: an answer from Trellis within ``cache_for`` seconds
       counts, and so does the last probe's result (good or bad) for ``cache_for`` seconds.
@@ -72,6 +96,8 @@ class HealthServer:
         *,
         slack: SocketModeClient,
         trellis: TrellisPing,
+        store: StoreProbe | None = None,
+        fleet: Heartbeat | None = None,
         cache_for: float = 30.0,
         probe_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -80,6 +106,8 @@ class HealthServer:
         self._metrics = metrics
         self._slack = slack
         self._trellis = trellis
+        self._store = store
+        self._fleet = fleet
         self._cache_for = cache_for
         self._probe_timeout = probe_timeout
         self._clock = clock
@@ -127,7 +155,7 @@ class HealthServer:
     async def _healthz(self, request: web.Request) -> web.Response:
         slack_ok = await self._slack_connected()
         trellis = await self.trellis_health()
-        body: dict[str, str] = {
+        body: dict[str, object] = {
             "slack": "connected" if slack_ok else "disconnected",
             "trellis": trellis.state,
         }
@@ -137,11 +165,21 @@ class HealthServer:
         if trellis.reason:
             reasons.append(trellis.reason)
         healthy = slack_ok and trellis.state == "reachable"
+        store = await self.store_health()
+        if store is not None:
+            health, beating = store
+            reachable = health.reachable and beating is not False
+            body["store"] = _store_body(health, beating, reachable)
+            if not reachable:
+                healthy = False
+                why = health.error if not health.reachable else "this replica's heartbeat fails"
+                reasons.append(f"state store unreachable: {why}")
         if not healthy:
             body["reason"] = "; ".join(reasons)
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
+        await self.store_health()
         return web.Response(
             body=generate_latest(self._metrics.registry),
             headers={"Content-Type": PROMETHEUS_TEXT},
@@ -153,6 +191,24 @@ class HealthServer:
         except Exception:
             log.exception("could not tell whether the Slack socket is connected")
             return False
+
+    async def store_health(self) -> tuple[StoreHealth, bool | None] | None:
+        """The store's health now and whether the heartbeat holds (None: no fleet), or None.
+
+        Also handed to the metrics, so ``/metrics`` shows the same look.
+        """
+        if self._store is None:
+            return None
+        try:
+            async with asyncio.timeout(self._probe_timeout):
+                health = await self._store.health()
+        except TimeoutError:
+            backend = "postgresql" if is_postgres(self._settings.db_path) else "sqlite"
+            error = f"no answer within {self._probe_timeout:g} s"
+            health = StoreHealth(backend, False, None, error=error)
+        beating = None if self._fleet is None else self._fleet.healthy
+        self._metrics.observe_store(health, beating)
+        return health, beating
 
     async def trellis_health(self) -> TrellisHealth:
         """Trellis's state, looked at no more than once every ``cache_for`` seconds."""
@@ -200,3 +256,24 @@ class HealthServer:
             raise TrellisError(f"could not reach {url} ({type(exc).__name__})") from exc
         if status >= 500:
             raise TrellisError(f"{url} answered HTTP {status}")
+
+
+def _store_body(health: StoreHealth, beating: bool | None, reachable: bool) -> dict[str, object]:
+    """The ``store`` part of ``/healthz`` (pool numbers only where there is a pool)."""
+    body: dict[str, object] = {
+        "backend": health.backend,
+        "state": "reachable" if reachable else "unreachable",
+        "latency_ms": health.latency_ms,
+    }
+    if health.pool_size is not None:
+        body["pool_size"] = health.pool_size
+        body["pool_in_use"] = health.pool_in_use
+    if health.reachable:
+        body["turns_held"] = health.turns_held
+        body["slots_held"] = health.slots_held
+        body["replicas_live"] = health.replicas_live
+    if beating is not None:
+        body["heartbeat"] = "ok" if beating else "failing"
+    if health.error:
+        body["error"] = health.error
+    return body

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from trellis_slack.errors import (
     TrellisAPIError,
@@ -22,6 +23,7 @@ from trellis_slack.errors import (
     TrellisTimeout,
     TrellisUnavailable,
 )
+from trellis_slack.store.records import StoreHealth
 from trellis_slack.trellis.protocol import ErrorEvent
 
 #: Seconds from the question to the first thing the user sees (the working message).
@@ -98,6 +100,10 @@ class Metrics:
     overhead: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     #: ``time.monotonic()`` when a turn last ended with an answer from Trellis.
     last_answer_at: float | None = None
+    #: The state store's health at the last look (``/healthz`` or a scrape), and whether this
+    #: replica's heartbeat was renewed then (None: no fleet); exported by `_StoreGauges`.
+    store: StoreHealth | None = None
+    heartbeat_ok: bool | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
@@ -139,6 +145,12 @@ class Metrics:
             registry=registry,
         )
         self._tracked = False
+        registry.register(_StoreGauges(self))
+
+    def observe_store(self, health: StoreHealth, heartbeat_ok: bool | None = None) -> None:
+        """The store's health just looked at (shown at the next scrape)."""
+        self.store = health
+        self.heartbeat_ok = heartbeat_ok
 
     def count_question(self) -> None:
         """A turn started."""
@@ -204,3 +216,75 @@ def _gauge(
 ) -> None:
     gauge = Gauge(name, documentation, registry=registry)
     gauge.set_function(read)
+
+
+class _StoreGauges:
+    """The state store's gauges from the last `StoreHealth` (nothing before the first look).
+
+    Pool gauges only for a store with a pool (PostgreSQL), the latency only while reachable,
+    the heartbeat only when the bot has a fleet.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        health = self._metrics.store
+        if health is None:
+            return
+        info = GaugeMetricFamily(
+            "trellis_slack_store_info",
+            "The state store's backend (sqlite or postgresql).",
+            labels=["backend"],
+        )
+        info.add_metric([health.backend], 1)
+        yield info
+        yield _family(
+            "store_reachable",
+            "1 when the state store answered the last look, else 0.",
+            float(health.reachable),
+        )
+        if health.latency_ms is not None:
+            yield _family(
+                "store_latency_seconds",
+                "How long the state store took to answer a trivial query.",
+                health.latency_ms / 1000,
+            )
+        if health.pool_size is not None:
+            yield _family(
+                "store_pool_connections",
+                "Connections open in the state store's pool.",
+                health.pool_size,
+            )
+        if health.pool_in_use is not None:
+            yield _family(
+                "store_pool_in_use",
+                "Connections of the state store's pool lent out now.",
+                health.pool_in_use,
+            )
+        if health.reachable:
+            yield _family(
+                "store_turns_held",
+                "Thread claims (answers in progress) held by live replicas.",
+                health.turns_held,
+            )
+            yield _family(
+                "store_slots_held",
+                "Trellis connection slots held by live replicas.",
+                health.slots_held,
+            )
+            yield _family(
+                "replicas_live",
+                "Replicas whose heartbeat in the state store is current.",
+                health.replicas_live,
+            )
+        if self._metrics.heartbeat_ok is not None:
+            yield _family(
+                "heartbeat_ok",
+                "1 when this replica last renewed its heartbeat, else 0.",
+                float(self._metrics.heartbeat_ok),
+            )
+
+
+def _family(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"trellis_slack_{name}", documentation, value=value)
