@@ -6,8 +6,9 @@ import asyncio
 import collections
 import copy
 import logging
+import random
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
@@ -18,7 +19,7 @@ from trellis_slack.fakes.slack_streams import Stream
 from trellis_slack.fakes.slack_webapi import WebApi
 from trellis_slack.fakes.slack_workspace import Workspace
 
-__all__ = ["Connection", "SlackRecords"]
+__all__ = ["Chooser", "Connection", "SlackRecords"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +27,25 @@ T = TypeVar("T")
 
 
 class Connection:
-    """One open Socket Mode WebSocket."""
+    """One Socket Mode WebSocket: its number (1, 2, … in the order they opened) and what it got."""
 
-    __slots__ = ("gone", "number", "ws")
+    __slots__ = ("delivered", "gone", "inflight", "number", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, number: int) -> None:
         self.ws = ws
         self.number = number
         self.gone = asyncio.Event()
+        #: Envelopes written to this socket, in order.
+        self.delivered: list[Envelope] = []
+        #: Envelopes written to this socket and not acked yet, by id.
+        self.inflight: dict[str, Envelope] = {}
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.number} {'closed' if self.gone.is_set() else 'open'}>"
+
+
+#: Picks an envelope's connection among the open ones it may go to; ``None``: pick at random.
+Chooser = Callable[[Sequence[Connection]], Connection | None]
 
 
 class SlackRecords:
@@ -53,6 +65,8 @@ class SlackRecords:
         bot_token: str = "xoxb-fake-bot-token",  # noqa: S107 - a fake token for tests
         app_token: str = "xapp-fake-app-token",  # noqa: S107 - a fake token for tests
         redeliver_after: float | None = None,
+        rng: random.Random | None = None,
+        deliver_to: Chooser | None = None,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -61,6 +75,10 @@ class SlackRecords:
         self.bot_token = bot_token
         self.app_token = app_token
         self.redeliver_after = redeliver_after
+        #: Picks the connection of each envelope among several (Slack: any of them); seeded.
+        self.rng = rng if rng is not None else random.Random(0)  # noqa: S311 - not for secrets
+        #: When set, picks the connection instead of :attr:`rng` (tests that need one).
+        self.deliver_to = deliver_to
         self._world = Workspace(team_id, bot_user_id, bot_id, app_id)
         self._api = WebApi(self._world)
         # records (ephemerals, statuses and Home views are kept by the Web API)
@@ -74,13 +92,17 @@ class SlackRecords:
         self._port: int | None = None
         self._connections: list[Connection] = []
         self._connection_count = 0
-        self._round_robin = 0
+        self._every_connection: dict[int, Connection] = {}
+        self._closed: list[Connection] = []
+        self._avoid: dict[str, int] = {}
+        self._retried: set[str] = set()
         self._tickets: set[str] = set()
         self._outbox: collections.deque[Envelope] = collections.deque()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._revision = 0
         self._sent_at: dict[str, float] = {}
+        self._delivered_to: dict[str, int] = {}
         self._acked: dict[str, Ack] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._rate_limits: dict[str, list[int]] = {}
@@ -103,6 +125,11 @@ class SlackRecords:
     def socket_connections(self) -> int:
         """How many Socket Mode connections are open now."""
         return len(self._connections)
+
+    @property
+    def connections(self) -> tuple[Connection, ...]:
+        """The open Socket Mode connections, oldest first."""
+        return tuple(self._connections)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -194,6 +221,14 @@ class SlackRecords:
     def envelopes_sent(self) -> list[Envelope]:
         """Envelopes written to a socket so far (``envelopes`` also holds queued ones)."""
         return [e for e in self.envelopes if e.envelope_id in self._sent_at]
+
+    def delivered_to(self, envelope_id: str) -> int | None:
+        """The number of the connection an envelope was written to (``None``: not written yet)."""
+        return self._delivered_to.get(envelope_id)
+
+    def deliveries(self) -> dict[int, list[Envelope]]:
+        """Envelopes written to each connection ever opened, by connection number, in order."""
+        return {n: list(c.delivered) for n, c in sorted(self._every_connection.items())}
 
     def envelopes_for(self, ts: str) -> list[Envelope]:
         """Event envelopes about the message ``ts`` (its ``message``, ``app_mention``, changes)."""
@@ -325,6 +360,10 @@ class SlackRecords:
 
     def _redeliver(self, original: Envelope, attempt: int, reason: str) -> Envelope:
         fresh = str(uuid.uuid4())
+        self._retried.add(original.envelope_id)
+        missed = self._delivered_to.get(original.envelope_id)
+        if missed is not None:
+            self._avoid[fresh] = missed  # Slack retries on another connection when it has one
         return self._queue(
             replace(original, envelope_id=fresh, retry_attempt=attempt, retry_reason=reason)
         )
