@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -152,3 +153,51 @@ async def test_check_reads_the_env_file(
     assert code == 0, out
     assert out.splitlines()[0] == f"Configuration: read {len(variables)} variables from {path}."
     assert variables["TRELLIS_TOKEN"] not in out
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (just bound and released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: Runs `trellis-slack run`, then logs as a library might, quoting the URL and the password.
+_RUN_THEN_LEAK = """
+import logging, os, sys
+from trellis_slack.cli import main
+code = main(["run"])
+url = os.environ["TRELLIS_SLACK_DB"]
+logging.getLogger("psycopg.pool").error("connecting to %s (password %s)", url, sys.argv[1])
+sys.exit(code)
+"""
+
+
+async def test_a_postgresql_password_never_reaches_the_log_of_a_failing_start(
+    slack: FakeSlack, trellis: FakeTrellis, tmp_path: Path
+) -> None:
+    """A start that cannot reach PostgreSQL (wrong port) exits 1; its password, raw or encoded, is never logged."""
+    raw, written = "S3cr@t-pass", "S3cr%40t-pass"
+    url = f"postgresql://trellis:{written}@127.0.0.1:{free_port()}/trellis?connect_timeout=2"
+    env = {
+        **clean_env(),
+        **bot_env(slack, trellis, tmp_path / "state.db", TRELLIS_SLACK_DB=url, LOG_LEVEL="DEBUG"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _RUN_THEN_LEAK,
+        raw,
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = (text.decode() for text in await process.communicate())
+    assert process.returncode == 1, err
+    assert "cannot open the database postgresql://trellis:***@127.0.0.1:" in err
+    assert "connecting to postgresql://trellis:" in err  # the library's line is there, scrubbed
+    for secret in (raw, written, "S3cr"):
+        assert secret not in err
+        assert secret not in out

@@ -24,6 +24,7 @@ from pathlib import Path
 from trellis_slack import __version__, logs
 from trellis_slack.errors import ConfigError, DemoError, TrellisSlackError
 from trellis_slack.settings import VARIABLES, Settings
+from trellis_slack.store.target import passwords_of
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,9 @@ def main(
         _print_problems(f"cannot {args.command}, the configuration has problems:", exc)
         return 2
     secrets = [environ[name].strip() for name in _SECRETS if environ.get(name, "").strip()]
+    # The password of a PostgreSQL TRELLIS_SLACK_DB, as written and decoded (the store hides it
+    # in its own errors; this catches whatever else might quote it).
+    secrets += passwords_of(environ.get("TRELLIS_SLACK_DB", "").strip())
     if args.command == "check":
         return _check(environ, note, secrets)
     try:
