@@ -20,7 +20,7 @@ from trellis_slack.bot.bridge import Bridge
 from trellis_slack.bot.chats import keep_retiring
 from trellis_slack.bot.commands import Commands
 from trellis_slack.bot.feedback import Feedback
-from trellis_slack.bot.fleet import Fleet, StoreLimits
+from trellis_slack.bot.fleet import FREE_SOCKET, Fleet, StoreLimits
 from trellis_slack.bot.home import Home
 from trellis_slack.bot.private import Sharing
 from trellis_slack.bot.routes import Listeners, build_app
@@ -36,6 +36,7 @@ from trellis_slack.slack.users import bot_identity
 from trellis_slack.slack.web import SlackIO, web_client
 from trellis_slack.store.base import Store
 from trellis_slack.store.open import open_store
+from trellis_slack.store.records import Command
 from trellis_slack.trellis.client import Backoff, TrellisClient
 from trellis_slack.trellis.rest import TrellisRest
 from trellis_slack.trellis.tokens import ApiKeyTokens, StaticToken, TokenProvider
@@ -152,8 +153,15 @@ class Bot:
             bot=bot, slack=slack, store=store, trellis=trellis, access=access, fleet=fleet
         )
         self.bridge = bridge
+
         # Heartbeats, adoption and commands from other replicas go on while the answers drain.
-        self._background(fleet.run(bridge.take_over, bridge.perform))
+        async def perform(command: Command) -> None:
+            if command.kind == FREE_SOCKET:
+                trellis.close_idle(command.payload)
+            else:
+                await bridge.perform(command)
+
+        self._background(fleet.run(bridge.take_over, perform))
         stack.push_async_callback(lambda: bridge.shutdown(self._grace))
         if settings.chat_retention_days is not None:
             # Idle chats are retired ahead of Trellis's open-chat cap: at start-up, then daily.

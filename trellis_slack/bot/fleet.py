@@ -37,9 +37,13 @@ log = logging.getLogger(__name__)
 HEARTBEAT_TTL = 15.0
 #: Seconds between looks for commands when no notification came (the polling fallback).
 COMMAND_POLL = 1.0
+#: Seconds between looks for a free Trellis socket slot while other replicas hold them all.
+SLOT_POLL = 0.25
 
 #: Commands one replica leaves another (`Command.kind`).
 STOP, STOP_FOR, AGENT_STOP = "stop", "stop_for", "agent_stop"
+#: "Close an idle Trellis socket of this member (``payload``): another replica needs its slot."
+FREE_SOCKET = "free_socket"
 
 
 def replica_name() -> str:
@@ -161,14 +165,25 @@ class StoreLimits:
     sockets already open carry on, so answers in progress finish.
     """
 
-    def __init__(self, store: Store, fleet: Fleet, *, poll: float = COMMAND_POLL) -> None:
+    def __init__(self, store: Store, fleet: Fleet, *, poll: float = SLOT_POLL) -> None:
         self.store = store
         self.fleet = fleet
         self.poll = poll
 
     async def take_socket(self, member: str, limit: int) -> int | None:
+        """A slot; when others hold them all, they are asked to close an idle socket for us."""
+        key = f"sockets:{member}"
         try:
-            return await self.store.claim_slot(f"sockets:{member}", limit, self.fleet.replica)
+            slot = await self.store.claim_slot(key, limit, self.fleet.replica)
+            if slot is None:
+                # An idle socket elsewhere would keep its slot until it times out (minutes):
+                # its replica closes one when asked, and a later look finds the slot free.
+                for holder in await self.store.slot_holders(key):
+                    if holder != self.fleet.replica:
+                        await self.store.send_command(
+                            holder, Command(FREE_SOCKET, "", "", payload=member)
+                        )
+            return slot
         except StateError as exc:
             log.warning("cannot take a Trellis socket slot: %s", exc)
             return None

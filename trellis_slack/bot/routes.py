@@ -180,6 +180,18 @@ RECORD_WITHIN = 2.5
 _RECORDED_FIRST = frozenset({"message", "app_mention"})
 
 
+class NotRecorded(Exception):
+    """An arriving question the store could not take: its delivery is left unacked."""
+
+
+async def _on_error(error: Exception) -> None:
+    """Bolt's error handler: an unrecorded question is one line, anything else a traceback."""
+    if isinstance(error, NotRecorded):
+        log.warning("a %s event was left unacked: the state store could not record it", error)
+    else:
+        log.error("a Slack listener failed", exc_info=error)
+
+
 class _QuietTokenWarning(logging.Filter):
     """Drops Bolt's start-up warning that ``SLACK_BOT_TOKEN`` is unused.
 
@@ -197,7 +209,11 @@ def build_app(client: AsyncWebClient, listeners: Listeners) -> AsyncApp:
     bolt_logger = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
     if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_QuietTokenWarning())
-    app = AsyncApp(client=client, process_before_response=False)
+    # Each listener returns as soon as its work is handed on, so Bolt answers Slack only then:
+    # an arriving question is acked once it is recorded, and not at all when it cannot be
+    # (a listener that raises makes Bolt answer 500, which Socket Mode does not ack).
+    app = AsyncApp(client=client, process_before_response=True)
+    app.error(_on_error)
     for route in ROUTES:
         app_listener = _listener(listeners, route)
         if route.kind == "event":
@@ -214,8 +230,7 @@ def _listener(listeners: Listeners, route: Route) -> Handler:
         if route.name in _RECORDED_FIRST and not listeners.bridge.fleet.healthy:
             # The store is unreachable, so the question could not be recorded: no ack, and
             # Slack redelivers it (to another replica, or here once the store is back).
-            log.warning("a %s event was left unacked: the state store is unreachable", route.name)
-            return
+            raise NotRecorded(route.name)
         try:
             answer = route.handler(listeners, body)
         except Exception:
@@ -229,8 +244,7 @@ def _listener(listeners: Listeners, route: Route) -> Handler:
             except (StateError, TimeoutError) as exc:
                 if isinstance(exc, StateError):
                     listeners.bridge.fleet.healthy = False  # until a heartbeat succeeds again
-                log.warning("a %s event was left unacked: it could not be recorded", route.name)
-                return
+                raise NotRecorded(route.name) from None
             await ack()
         elif answer is None:
             await ack()

@@ -164,6 +164,9 @@ class Store(Protocol):
         Only live replicas' slots count (a dead replica's are free again).
         """
 
+    async def slot_holders(self, key: str) -> list[str]:
+        """The live replicas holding slots of ``key`` (to ask one to free an idle socket)."""
+
     async def release_slot(self, key: str, slot: int, replica: str) -> None:
         """Give the slot back (nothing happens unless ``replica`` holds it)."""
 

@@ -165,6 +165,17 @@ class PgFleet:
                 )
         return free
 
+    async def slot_holders(self, key: str) -> list[str]:
+        """The live replicas holding slots of ``key``."""
+        now = self._clock()
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                f"SELECT DISTINCT t.replica FROM slots t WHERE t.key = %s AND {LIVE}"
+                " ORDER BY t.replica",
+                (key, now),
+            )
+            return [str(row[0]) for row in await cur.fetchall()]
+
     async def release_slot(self, key: str, slot: int, replica: str) -> None:
         """Give the slot back (only when ``replica`` holds it)."""
         async with self._tx() as conn:

@@ -193,6 +193,18 @@ class Fleet:
                 )
         return free
 
+    async def slot_holders(self, key: str) -> list[str]:
+        """The live replicas holding slots of ``key``."""
+        return await self._run(self._slot_holders, key)
+
+    def _slot_holders(self, key: str) -> list[str]:
+        rows = self._db.execute(
+            f"SELECT DISTINCT t.replica FROM slots AS t WHERE t.key = ? AND {_LIVE}"
+            " ORDER BY t.replica",
+            (key, self._clock()),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
     async def release_slot(self, key: str, slot: int, replica: str) -> None:
         """Give the slot back (only when ``replica`` holds it)."""
         await self._run(

@@ -111,6 +111,10 @@ class TrellisClient:
             f" pools={len(self._pools)}>"
         )
 
+    def close_idle(self, member: str) -> bool:
+        """Close one idle socket of the member ``member`` (`shared.member_key`), if it has one."""
+        return self._pools.close_idle(member)
+
     @property
     def turn_timeout(self) -> float:
         """A turn that gets no event for this long is interrupted and fails."""

@@ -341,6 +341,18 @@ class Pools:
             logger.info("socket #%d: pacing send_message by %.1f s", conn.number, delay)
             await self.sleep(delay)
 
+    def close_idle(self, member: str) -> bool:
+        """Close one idle socket of ``member`` (another replica waits for its slot)."""
+        for pool in self._by_token.values():
+            if pool.member == member and pool.idle:
+                conn = pool.idle.pop(0)  # the least recently used
+                logger.info(
+                    "socket #%d: closed for another replica that needs a socket", conn.number
+                )
+                pool.discard(conn)
+                return True
+        return False
+
     def close(self) -> None:
         """Shut down: queued requests fail, every socket is closed (streaming turns see it)."""
         self.connector.closing = True
