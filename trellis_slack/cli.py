@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check",
         parents=[env_file],
-        help="check the configuration, Slack and Trellis, and say what to fix (exit 1 on a problem)",
+        help="check the configuration, Slack, Trellis and the state store, and say what to fix "
+        "(exit 1 on a problem)",
     )
     commands.add_parser("config", help="list the environment variables the bot reads")
     demo = commands.add_parser(

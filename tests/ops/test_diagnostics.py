@@ -76,7 +76,7 @@ async def test_everything_green_exits_zero(
     assert "✓ Trellis connection (authenticate + ping)" in out
     assert f"Demo warehouse ({DEMO_DB}); questions go to {DEMO_DB} by default" in out
     assert "✓ Trellis models (GET /v1/models): 3 available" in out
-    assert "All 6 checks passed" in out
+    assert "All 7 checks passed" in out
     assert "✗" not in out
     assert trellis.actions("ping"), "the Trellis connection was pinged"
 
@@ -109,7 +109,7 @@ async def test_bad_bot_token_exits_one_with_the_fix(
     assert "Bot User OAuth Token" in bot
     assert line(out, "✓ Slack app token")
     assert line(out, "✓ Trellis connection")
-    assert "1 of 6 checks failed" in out
+    assert "1 of 7 checks failed" in out
 
 
 async def test_bad_app_token_says_where_to_make_one(
@@ -151,7 +151,7 @@ async def test_trellis_down(
     assert "check TRELLIS_WS_URL" in connection
     assert "check TRELLIS_API_URL" in line(out, "✗ Trellis integrations")
     assert line(out, "✓ Slack bot token")
-    assert "3 of 6 checks failed" in out
+    assert "3 of 7 checks failed" in out
 
 
 async def test_trellis_token_rejected(
@@ -314,7 +314,7 @@ async def test_an_expired_trellis_token_still_lets_slack_be_checked(
     assert line(out, "✓ Slack bot token")
     assert line(out, "✓ Slack app token")
     assert "the Trellis configuration has a problem" in line(out, "- Trellis connection")
-    assert out.rstrip().endswith("1 of 6 checks failed.")
+    assert out.rstrip().endswith("1 of 7 checks failed.")
 
 
 async def test_a_bad_slack_token_still_lets_trellis_be_checked(

@@ -15,6 +15,8 @@ Choices made here (the docs leave them open):
   e-mail, and Trellis creates a member for an e-mail it does not know. So the key is only tried
   with ``CHECK_EMAIL`` (a real address the admin chose); without it the Trellis checks are
   skipped and the report says how to run them. Skipped and warning lines do not fail the check.
+* The state store (``TRELLIS_SLACK_DB``): reachable, its schema version, writable; nothing is
+  created or migrated (see ``ops/store_checks.py``). A URL's password is never shown.
 * No token or key ever appears in the report (it is scrubbed again before printing).
 """
 
@@ -26,6 +28,8 @@ import aiohttp
 
 from trellis_slack.errors import ConfigError, SlackRefused, SlackUnavailable
 from trellis_slack.ops.check_report import Check, Report, guarded
+from trellis_slack.ops.store_checks import NAME as STORE_CHECK
+from trellis_slack.ops.store_checks import store_check
 from trellis_slack.ops.trellis_checks import trellis_checks
 from trellis_slack.settings import Settings
 from trellis_slack.slack.web import SlackIO, web_client
@@ -46,6 +50,7 @@ async def run_checks(settings: Settings, *, per_call: float = 10.0) -> Report:
     checks = [_configuration(settings)]
     checks += await _slack_checks(settings, per_call)
     checks += await trellis_checks(settings, per_call)
+    checks.append(await guarded(STORE_CHECK, lambda: store_check(settings.db_path, per_call)))
     return Report(tuple(checks))
 
 
@@ -78,6 +83,11 @@ async def check_environment(env: Mapping[str, str], *, per_call: float = 10.0) -
         checks += _skipped(_TRELLIS_CHECKS, "the Trellis configuration has a problem (above)")
     else:
         checks += await trellis_checks(trellis_half, per_call)
+    target = _store_target(env)
+    if target is None:
+        checks += _skipped((STORE_CHECK,), "TRELLIS_SLACK_DB has a problem (above)")
+    else:
+        checks.append(await guarded(STORE_CHECK, lambda: store_check(target, per_call)))
     return Report(tuple(checks))
 
 
@@ -94,6 +104,19 @@ def _settings_or_none(
         )
     except ConfigError:
         return None
+
+
+def _store_target(env: Mapping[str, str]) -> str | None:
+    """``TRELLIS_SLACK_DB`` as the bot would read it, or None when it is itself a problem."""
+    try:
+        settings = Settings.from_mapping(
+            {"TRELLIS_SLACK_DB": env.get("TRELLIS_SLACK_DB", "")},
+            require_slack=False,
+            require_trellis=False,
+        )
+    except ConfigError:
+        return None
+    return settings.db_path
 
 
 def _skipped(names: tuple[str, ...], reason: str) -> list[Check]:
