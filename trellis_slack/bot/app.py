@@ -35,7 +35,7 @@ from trellis_slack.slack.events import BotIdentity
 from trellis_slack.slack.users import bot_identity
 from trellis_slack.slack.web import SlackIO, web_client
 from trellis_slack.store.base import Store
-from trellis_slack.store.open import open_store
+from trellis_slack.store.open import is_postgres, open_store
 from trellis_slack.store.records import Command
 from trellis_slack.trellis.client import Backoff, TrellisClient
 from trellis_slack.trellis.rest import TrellisRest
@@ -125,7 +125,9 @@ class Bot:
         stack.push_async_callback(store.close)
         self.store = store
         # Leaves the fleet after the answers drained (the exit stack unwinds in reverse).
-        fleet = self.fleet = Fleet(store, ttl=settings.replica_ttl)
+        fleet = self.fleet = Fleet(
+            store, ttl=settings.replica_ttl, sole=not is_postgres(settings.db_path)
+        )
         stack.push_async_callback(fleet.leave)
         await fleet.beat()
         await store.prune(CLAIM_RETENTION_DAYS)

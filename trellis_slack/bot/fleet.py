@@ -62,14 +62,19 @@ class Fleet:
         replica: str | None = None,
         ttl: float = HEARTBEAT_TTL,
         poll: float = COMMAND_POLL,
+        sole: bool = False,
     ) -> None:
         self.store = store
+        #: The only process using the store (a SQLite file): any other heartbeat found at
+        #: start-up is a previous run's, whose work is taken over at once, not after ``ttl``.
+        self.sole = sole
         self.replica = replica or replica_name()
         self.ttl = ttl
         self.poll = poll
         #: False while the store cannot be reached: new questions are not taken (nor acked).
         self.healthy = True
         self.adopted = 0
+        self.adopted_once = False
 
     async def beat(self) -> bool:
         """Renew this replica's heartbeat once; whether the store took it."""
@@ -88,6 +93,9 @@ class Fleet:
     async def adopt(self) -> list[QuestionRecord]:
         """What dead replicas (or this process's previous run) left unfinished, now ours."""
         try:
+            if self.sole and not self.adopted_once:
+                await self.store.end_other_replicas(self.replica)
+            self.adopted_once = True
             questions = await self.store.adopt_orphans(self.replica)
         except StateError as exc:
             log.warning("could not look for work left by other replicas: %s", exc)

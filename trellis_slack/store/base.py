@@ -130,6 +130,10 @@ class Store(Protocol):
     async def heartbeat(self, replica: str, *, ttl: float) -> None:
         """Say that ``replica`` is alive until ``ttl`` seconds from now (insert or renew)."""
 
+    async def end_other_replicas(self, replica: str) -> None:
+        """Take every other replica for dead now: for a store only one process uses (a SQLite
+        file), whose other heartbeats are a previous run's, so a restart recovers at once."""
+
     async def retire_replica(self, replica: str) -> None:
         """A clean shutdown: drop the replica's heartbeat, thread claims, slots and commands."""
 

@@ -75,6 +75,11 @@ class PgFleet:
                 (replica, self._clock() + ttl),
             )
 
+    async def end_other_replicas(self, replica: str) -> None:
+        """Take every other replica for dead now (their work becomes adoptable at once)."""
+        async with self._tx() as conn:
+            await conn.execute("UPDATE replicas SET expires_at = 0 WHERE replica <> %s", (replica,))
+
     async def retire_replica(self, replica: str) -> None:
         """A clean shutdown: drop the replica's heartbeat, thread claims, slots and commands."""
         async with self._tx() as conn:

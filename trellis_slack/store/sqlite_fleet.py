@@ -74,6 +74,12 @@ class Fleet:
             (replica, self._clock() + ttl),
         )
 
+    async def end_other_replicas(self, replica: str) -> None:
+        """Take every other replica for dead now (their work becomes adoptable at once)."""
+        await self._run(
+            self._db.execute, "UPDATE replicas SET expires_at = 0 WHERE replica <> ?", (replica,)
+        )
+
     async def retire_replica(self, replica: str) -> None:
         """A clean shutdown: drop the replica's heartbeat, thread claims, slots and commands."""
         await self._run(self._retire_replica, replica)
