@@ -18,12 +18,14 @@ import pytest
 
 from trellis_slack.cli import main
 from trellis_slack.demo.answers import SUGGESTIONS, topic_of
+from trellis_slack.demo.data import SAMPLE_FILE
+from trellis_slack.demo.files import sample_csv
 from trellis_slack.demo.runner import CHANNEL, DM, PEOPLE, YOU, Demo, display_available
 from trellis_slack.demo.sample import SampleAnalyst
 from trellis_slack.demo.workspace import Person, diff, editable_text, slack_text
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_script import Question
-from trellis_slack.slack.blocks import RETRY_ACTION, STOP_ACTION, working
+from trellis_slack.slack.blocks import RETRY_ACTION, SHOW_STEPS_ACTION, STOP_ACTION, working
 from trellis_slack.viz.render import prepare
 from trellis_slack.viz.rendered import ChartJob, NativeChart, TableMessage
 
@@ -34,8 +36,8 @@ BOT = Person("U0BOT", "trellis", is_bot=True)
 EVERYONE = (*PEOPLE, BOT)
 
 
-def ask(text: str, *, again: bool = False) -> Question:
-    return Question(text, "chat-1", None, None, again, "demo")
+def ask(text: str, *, again: bool = False, files: tuple[tuple[str, bytes], ...] = ()) -> Question:
+    return Question(text, "chat-1", None, None, again, "demo", files=files)
 
 
 # --------------------------------------------------------------------------- the sample analyst
@@ -46,9 +48,12 @@ def test_every_suggestion_is_answered_with_a_visualization_and_text() -> None:
     analyst = SampleAnalyst(pace=0)
     topics = set()
     for suggestion in SUGGESTIONS:
-        topics.add(topic_of(suggestion.question))
+        # The file question comes with the sample CSV, which is what it is about.
+        files = ((SAMPLE_FILE, sample_csv()),) if suggestion.attach else ()
+        topics.add("file" if files else topic_of(suggestion.question))
         # The flaky one is answered when asked again (Retry): see the next test.
-        steps = analyst(ask(suggestion.question, again=topic_of(suggestion.question) == "flaky"))
+        again = topic_of(suggestion.question) == "flaky"
+        steps = analyst(ask(suggestion.question, again=again, files=files))
         events = [s.event for s in steps]
         assert events[0] == "processing"
         assert "visualization" in events
@@ -57,6 +62,42 @@ def test_every_suggestion_is_answered_with_a_visualization_and_text() -> None:
         assert steps[-1].data["content"]
     assert "unknown" not in topics
     assert len(topics) == len(SUGGESTIONS)
+
+
+def test_a_csv_file_is_answered_from_its_own_rows() -> None:
+    """The file question reads the attached CSV: its rows, its columns, its totals."""
+    steps = SampleAnalyst(pace=0)(ask("what is in it?", files=((SAMPLE_FILE, sample_csv()),)))
+    text = steps[-1].data["content"]
+    assert f"Your file **{SAMPLE_FILE}** has **12 rows**" in text
+    assert "`month`, `region`, `orders`" in text
+    [chart] = [s for s in steps if s.event == "visualization"]
+    assert {v["label"] for v in chart.data["data"]["values"]} == {"North", "South", "East", "West"}
+    other = SampleAnalyst(pace=0)(ask("and this?", files=(("notes.pdf", b"%PDF-1.4"),)))
+    assert "reads only CSV files" in other[-1].data["content"]
+
+
+def test_answers_carry_the_sql_behind_them_when_steps_are_asked_for() -> None:
+    """With include_tool_events, an answer runs its query first: the SQL, tables and rows."""
+    question = Question(
+        "How many orders did each region have?",
+        "c",
+        None,
+        None,
+        False,
+        "d",
+        include_tool_events=True,
+    )
+    steps = SampleAnalyst(pace=0)(question)
+    [call] = [s for s in steps if s.event == "tool_call"]
+    [result] = [s for s in steps if s.event == "tool_result"]
+    assert "GROUP BY region" in call.data["input"]["sql"]
+    assert call.data["input"]["tables"] == ["orders"]
+    assert result.data["row_count"] == 4
+    assert not [
+        s
+        for s in SampleAnalyst(pace=0)(ask("How many orders by region?"))
+        if s.event == "tool_call"
+    ]
 
 
 def test_charts_of_several_types_and_a_table() -> None:
@@ -80,9 +121,11 @@ def test_charts_of_several_types_and_a_table() -> None:
     }
 
 
-def shown_as(question: str) -> str:
+def shown_as(question: str, attach: str = "") -> str:
     """How the bot shows the answer's visualization in Slack by default (SLACK_CHARTS=auto)."""
-    (step,) = [s for s in SampleAnalyst(pace=0)(ask(question)) if s.event == "visualization"]
+    files = ((attach, sample_csv()),) if attach else ()
+    steps = SampleAnalyst(pace=0)(ask(question, files=files))
+    (step,) = [s for s in steps if s.event == "visualization"]
     kind = step.data.get("chart_type") or step.data["type"]
     prepared = prepare("v1", step.data["type"], step.data, "auto")
     if isinstance(prepared, ChartJob):
@@ -97,10 +140,13 @@ def shown_as(question: str) -> str:
 def test_the_bar_line_area_and_pie_examples_are_slacks_own_charts_the_others_pngs() -> None:
     """The suggestions show bar, line, area and pie natively; stacked bars, donuts, gaps as PNGs."""
     by_label = {
-        s.label: shown_as(s.question) for s in SUGGESTIONS if s.label != "An error: try Retry"
+        s.label: shown_as(s.question, s.attach)
+        for s in SUGGESTIONS
+        if s.label != "An error: try Retry"
     }
     assert by_label == {
         "Orders by region": "bar as Slack's bar chart",
+        "A file: ask about a CSV": "bar as Slack's bar chart",
         "Monthly trend": "line as Slack's line chart",
         "The West by month": "area as Slack's area chart",
         "Sales channels": "pie as Slack's pie chart",
@@ -311,7 +357,10 @@ async def test_a_question_from_the_page_gets_a_chart_and_an_answer(
     assert len(replies) == 1
     (answer,) = replies
     assert answer["stream"]["state"] == "stopped"
-    assert [t["status"] for t in answer["stream"]["tasks"]] == ["complete"] * 4
+    # Four steps, and the query it ran ("Show steps") as a card of its own.
+    tasks = answer["stream"]["tasks"]
+    assert [t["status"] for t in tasks] == ["complete"] * 5
+    assert any("orders by region" in str(t).lower() for t in tasks)
     # A PNG shown through an image block, or (SLACK_CHARTS) a chart Slack draws itself.
     (chart,) = [b for b in answer["blocks"] if b["type"] in ("image", "data_visualization")]
     if chart["type"] == "data_visualization":
@@ -502,6 +551,47 @@ async def test_stop_from_the_page_stops_the_slow_question(
     )
     assert f"<@{YOU}>" in text_of(stopped[0])
     assert buttons(stopped[0]) == [RETRY_ACTION]  # Stop is gone; Retry asks again
+
+
+async def test_a_question_with_the_sample_file_is_answered_from_the_file(
+    http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """The page's file question attaches the sample CSV; the answer is about the file's rows."""
+    [suggestion] = [s for s in SUGGESTIONS if s.attach]
+    text = f"@trellis {suggestion.question}"
+    ts = (await post(http, "/api/post", channel=CHANNEL, text=text, attach=SAMPLE_FILE))["ts"]
+    answer = await feed.until(
+        lambda items: next(
+            (m for m in in_thread(items, CHANNEL, ts) if "12 rows" in text_of(m)), None
+        )
+    )
+    assert SAMPLE_FILE in text_of(answer)
+
+
+async def test_show_steps_from_the_page_shows_the_sql_to_you(
+    http: aiohttp.ClientSession, feed: PageFeed
+) -> None:
+    """An answer carries Show steps; a click shows you the query that produced it."""
+    ts = (await post(http, "/api/post", channel=DM, text="How many orders did each region have?"))[
+        "ts"
+    ]
+    answer = await feed.until(
+        lambda items: next(
+            (m for m in in_thread(items, DM, ts) if SHOW_STEPS_ACTION in buttons(m)), None
+        )
+    )
+    clicked = await post(
+        http, "/api/click", channel=DM, ts=answer["ts"], action_id=SHOW_STEPS_ACTION, value=ts
+    )
+    assert clicked["ok"]
+    shown = await feed.until(
+        lambda items: [
+            i
+            for i in items.values()
+            if i["kind"] == "ephemeral" and "GROUP BY region" in text_of(i["message"])
+        ]
+    )
+    assert "`orders`" in text_of(shown[0]["message"])
 
 
 async def test_retry_after_an_error_gets_the_answer(

@@ -16,6 +16,7 @@ from trellis_slack.demo.data import (
     REGIONS,
     ROWS,
     SALES_CHANNELS,
+    SAMPLE_FILE,
     daily_rows,
     money,
     orders_by_month,
@@ -37,6 +38,8 @@ class Suggestion:
 
     label: str
     question: str
+    #: A sample file the page attaches to the question (`files.SAMPLE_FILE`), or "".
+    attach: str = ""
 
 
 SUGGESTIONS: Final = (
@@ -48,6 +51,7 @@ SUGGESTIONS: Final = (
     Suggestion("Top customers", "Who are our top customers?"),
     Suggestion("Revenue by quarter", "Show revenue by region per quarter"),
     Suggestion("Daily data as CSV", "Export the daily orders of 2025"),
+    Suggestion("A file: ask about a CSV", "What is in this file I attached?", SAMPLE_FILE),
     Suggestion("A slow one: try Stop", "Forecast orders for next quarter"),
     Suggestion("An error: try Retry", "Orders by region from the flaky replica"),
 )
@@ -258,7 +262,7 @@ def _forecast() -> Answer:
     return Answer("projecting_next_quarter", (chart,), text, slow=True)
 
 
-_EXAMPLES = "\n".join(f"- {s.question}" for s in SUGGESTIONS)
+_EXAMPLES = "\n".join(f"- {s.question}" for s in SUGGESTIONS if not s.attach)
 
 
 def _help() -> Answer:

@@ -16,6 +16,7 @@ __all__ = [
     "REGIONS",
     "ROWS",
     "SALES_CHANNELS",
+    "SAMPLE_FILE",
     "OrderRow",
     "daily_rows",
     "money",
@@ -73,6 +74,9 @@ CUSTOMERS: Final[tuple[tuple[str, str, int, float], ...]] = (
     ("Old Town Hardware", "East", 154, 14_168.0),
     ("Bayside Apparel", "South", 141, 9_870.0),
 )
+
+#: The file the page attaches to its file question (`files.sample_csv`).
+SAMPLE_FILE: Final = "orders-q4-2025.csv"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from trellis_slack.demo.answers import match_topic
+from trellis_slack.demo.files import file_answer, steps_for
 from trellis_slack.fakes.trellis_script import Question, Step, split_pieces
 
 __all__ = ["SampleAnalyst"]
@@ -47,8 +48,9 @@ class SampleAnalyst:
 
     def __call__(self, question: Question) -> Sequence[Step]:
         """The steps answering ``question``."""
-        _, make = match_topic(question.text)
-        answer = make()
+        topic, make = match_topic(question.text)
+        # A question with a file is about the file (`files.file_answer`).
+        answer = file_answer(question.files) if question.files else make()
         steps = [
             Step.processing("starting", delay=self._delay("starting")),
             Step.processing("thinking", delay=self._delay("thinking")),
@@ -68,6 +70,8 @@ class SampleAnalyst:
                 answer.fails_first, code="QUERY_TIMEOUT", retryable=True, delay=self._delay("slow")
             )
             return [*steps, error]
+        if question.include_tool_events and not question.files:
+            steps += steps_for(topic, answer, delay=self._delay("querying"))
         steps.append(Step.processing("analyzing", delay=self._delay("analyzing")))
         steps += [
             Step(v.event, v.data, delay=self._delay("visualization")) for v in answer.visualizations

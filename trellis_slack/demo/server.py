@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from trellis_slack.demo.feed import Feed, write_feed
+from trellis_slack.demo.files import post_question
 from trellis_slack.demo.view import PageView
 from trellis_slack.demo.workspace import DemoWorkspace, slack_text
 from trellis_slack.fakes.slack_server import Ack, FakeSlack
@@ -265,7 +266,10 @@ class DemoPage:
             if isinstance(parent, web.Response):
                 return parent
             thread_ts = str(parent["ts"])
-        ts = await self.slack.post(body["channel"], self.workspace.me, text, thread_ts=thread_ts)
+        me, attach = self.workspace.me, body.get("attach")
+        ts = await post_question(
+            self.slack, body["channel"], me, text, thread_ts=thread_ts, attach=attach
+        )
         return web.json_response({"ok": True, "ts": ts})
 
     async def _edit(self, request: web.Request) -> web.StreamResponse:
@@ -387,11 +391,9 @@ async def _acked(action: Awaitable[Ack], *, gone: str = "that is gone") -> web.R
 
 def _static_file(name: str) -> web.Response:
     content = (resources.files("trellis_slack.demo") / "static" / name).read_bytes()
-    response = web.Response(body=content, headers={"Cache-Control": "no-cache"})
-    response.content_type = _STATIC[name].split(";")[0]
-    if "charset" in _STATIC[name]:
-        response.charset = "utf-8"
-    return response
+    kind, _, charset = _STATIC[name].partition("; charset=")
+    headers = {"Cache-Control": "no-cache"}
+    return web.Response(body=content, headers=headers, content_type=kind, charset=charset or None)
 
 
 def _error(status: int, reason: str) -> web.Response:

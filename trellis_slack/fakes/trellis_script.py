@@ -38,6 +38,8 @@ class Question:
     #: Id the server gave the user message (the new id after an edit).
     user_message_id: str = ""
     include_tool_events: bool = False
+    #: The files sent with the question (``upload_ids``): (file name, content), in order.
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,12 +124,20 @@ class TurnPlayer:
             token_sub=conn.sub,
             user_message_id=user_message.id,
             include_tool_events=frame.get("include_tool_events") is True,
+            files=self._files(frame.get("upload_ids")),
         )
         injections = self.state.injections
         injected = injections.popleft() if injections else ()
         turn = ServerTurn()
         conn.turn = turn
         turn.task = conn.spawn(self._run(conn, turn, chat, question, injected))
+
+    def _files(self, upload_ids: object) -> tuple[tuple[str, bytes], ...]:
+        """The uploads a ``send_message`` attaches (already checked by ``upload_problem``)."""
+        if not isinstance(upload_ids, list):
+            return ()
+        uploads = (self.state.uploads.get(i) for i in upload_ids if isinstance(i, str))
+        return tuple((u.filename, u.content) for u in uploads if u is not None)
 
     async def interrupt(self, conn: Conn) -> Problem | None:
         """Cancel the answer streaming on ``conn`` (after its ``chat_metadata``)."""

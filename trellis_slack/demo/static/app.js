@@ -815,14 +815,14 @@ function mentionsBot(text) {
   return new RegExp(`(^|[^\\w@.])@${bot}\\b`, "i").test(text);
 }
 
-async function send(text, threadTs) {
+async function send(text, threadTs, attach) {
   const trimmed = text.trim();
   if (!trimmed) return true;
   if (trimmed.startsWith("/")) {
     await api("slash", { channel: state.room, text: trimmed });
     return true;
   }
-  const result = await api("post", { channel: state.room, text: trimmed, thread_ts: threadTs ?? null });
+  const result = await api("post", { channel: state.room, text: trimmed, thread_ts: threadTs ?? null, attach: attach || null });
   if (!result.ok) return false;
   followNewest($(threadTs ? "thread-messages" : "messages"));
   if (!threadTs && (room().kind === "im" || mentionsBot(trimmed))) openThread(state.room, result.ts);
@@ -843,7 +843,7 @@ function autosize(textarea) {
 
 function renderSuggestions() {
   const chips = state.workspace.suggestions
-    .map((s) => `<button type="button" class="suggestion" data-question="${esc(s.question)}" title="${esc(s.question)}">${esc(s.label)}</button>`)
+    .map((s) => `<button type="button" class="suggestion" data-question="${esc(s.question)}" data-attach="${esc(s.attach ?? "")}" title="${esc(s.question)}${s.attach ? ` (attaches ${esc(s.attach)})` : ""}">${esc(s.label)}</button>`)
     .join("");
   $("suggestions").innerHTML = chips ? `<span class="suggestions-label">Try:</span>${chips}` : "";
 }
@@ -978,7 +978,7 @@ async function onClick(event) {
     });
   } else if (target.dataset.question) {
     const question = target.dataset.question;
-    await send(room().kind === "im" ? question : `@${personName(state.workspace.bot)} ${question}`, null);
+    await send(room().kind === "im" ? question : `@${personName(state.workspace.bot)} ${question}`, null, target.dataset.attach);
   } else if (target.dataset.actionId !== undefined && article) {
     const item = state.items.get(article.dataset.key);
     if (!item) return;
