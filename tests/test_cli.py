@@ -8,17 +8,25 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 
-from tests.helpers import bot_env
+from tests.helpers import ALICE, BOT_USER, CHANNEL, BotFactory, answered, bot_env, questions
+from tests.pg import PostgresServer, postgres_server, postgres_url
 from trellis_slack.cli import main
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis
 from trellis_slack.settings import VARIABLES
+from trellis_slack.store.copy import TABLES
+from trellis_slack.store.sqlite import SqliteStore
+from trellis_slack.store.target import describe
+
+__all__ = ["postgres_server", "postgres_url"]  # fixtures for the copy-state tests
 
 
 def test_help_lists_the_subcommands() -> None:
@@ -201,3 +209,116 @@ async def test_a_postgresql_password_never_reaches_the_log_of_a_failing_start(
     for secret in (raw, written, "S3cr"):
         assert secret not in err
         assert secret not in out
+
+
+# ---------------------------------------------------------------------------------- copy-state
+
+
+async def copy_state(
+    args: list[str], env: Mapping[str, str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """`trellis-slack copy-state ARGS` in-process (its own event loop, in a thread)."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        code = await asyncio.to_thread(main, ["copy-state", *args], dict(env))
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_copy_state_moves_an_installation_to_postgresql(
+    postgres_url: str,
+    start_bot: BotFactory,
+    slack: FakeSlack,
+    trellis: FakeTrellis,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bot's state file copied by `copy-state` lets a bot on PostgreSQL continue its threads."""
+    first = await start_bot()
+    ts = await slack.post(CHANNEL, ALICE, f"<@{BOT_USER}> q1")
+    await answered(slack, CHANNEL, ts, "You asked: q1")
+    envelope = slack.acks[0].envelope_id
+    await first.stop()
+    password = urlsplit(postgres_url).password
+    assert password
+
+    # The URL from TRELLIS_SLACK_DB (the environment), as an operator would run it.
+    state = Path(first.settings.db_path)
+    env = {**clean_env(), "TRELLIS_SLACK_DB": postgres_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "trellis_slack",
+        "copy-state",
+        str(state),
+        env=env,
+        cwd=state.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = (text.decode() for text in await process.communicate())
+    assert process.returncode == 0, err
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"Copied {state} into {describe(postgres_url)} (rows already there kept):"
+    copied = dict(line.split() for line in lines[1:-1])
+    assert set(copied) == set(TABLES)
+    assert (copied["questions"], copied["conversations"], copied["event_claims"]) == ("1", "1", "1")
+    assert lines[-1] == f"{sum(map(int, copied.values()))} rows copied"
+    assert password not in out
+
+    # Again, the URL as an argument this time: nothing new.
+    code, out, err = await copy_state([str(state), postgres_url], {}, capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "0 rows copied: nothing new"
+    assert password not in out + err
+
+    await start_bot(TRELLIS_SLACK_DB=postgres_url)
+    again = await slack.redeliver(envelope, retry_attempt=2)
+    await slack.wait_for_ack(again)  # already answered: the claim came across
+    await slack.post(CHANNEL, ALICE, "follow-up on postgresql", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "You asked: follow-up on postgresql")
+    q1, q2 = questions(trellis)
+    assert q2["chat_id"] == q1["chat_id"]
+
+
+async def test_copy_state_needs_a_postgresql_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a URL, and TRELLIS_SLACK_DB a file path, copy-state says what to give and exits 2."""
+    code, _, err = await copy_state([str(tmp_path / "state.db")], {}, capsys)
+    assert code == 2
+    assert "give POSTGRES_URL, or set TRELLIS_SLACK_DB to a postgresql:// URL" in err
+    code, _, err = await copy_state(
+        [str(tmp_path / "state.db")], {"TRELLIS_SLACK_DB": str(tmp_path / "other.db")}, capsys
+    )
+    assert code == 2
+    assert "TRELLIS_SLACK_DB must be a postgresql:// URL" in err
+
+
+async def test_copy_state_of_a_missing_file_exits_1(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state file that is not there is an error in words (exit 1), the database left untouched."""
+    missing = tmp_path / "nothing-here.db"
+    code, out, err = await copy_state([str(missing)], {"TRELLIS_SLACK_DB": postgres_url}, capsys)
+    assert code == 1
+    assert out == ""
+    assert err.strip() == f"trellis-slack copy-state: there is no state file at {missing}"
+
+
+async def test_copy_state_to_an_unreachable_database_hides_the_password(
+    postgres_server: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database that cannot be reached (wrong port) exits 1, naming it with *** for the password."""
+    state = tmp_path / "state.db"
+    await (await SqliteStore.open(state)).close()
+    url = f"postgresql://trellis:{postgres_server.password}@127.0.0.1:{free_port()}/trellis"
+    code, out, err = await copy_state([str(state)], {"TRELLIS_SLACK_DB": url}, capsys)
+    assert code == 1
+    assert "trellis-slack copy-state: cannot open the database postgresql://trellis:***@" in err
+    assert postgres_server.password not in out + err

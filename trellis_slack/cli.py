@@ -1,8 +1,13 @@
 """The ``trellis-slack`` command line: read the environment (and ``./.env``) once, then a subcommand.
 
-Exit codes: 0 success; 1 the bot stopped on an error, or ``check`` found a problem (a configuration
-problem included: ``check`` reports it and checks what it still can); 2 ``run`` cannot start, the
-configuration is invalid.
+Exit codes: 0 success; 1 the bot stopped on an error, ``check`` found a problem (a configuration
+problem included: ``check`` reports it and checks what it still can), or ``copy-state`` could not
+copy; 2 ``run`` or ``copy-state`` cannot start, the configuration (or an argument) is invalid.
+
+``copy-state SQLITE_PATH [POSTGRES_URL]`` copies a state file into PostgreSQL; without a URL it
+takes ``TRELLIS_SLACK_DB`` (from the environment or ``./.env``), which keeps the password out of
+the command line (``ps`` and shell histories show arguments). It prints the rows copied per table;
+the URL is shown without its password.
 
 ``run`` and ``check`` read ``./.env`` when it exists, or the file ``--env-file`` names (which must
 exist), with python-dotenv, without interpolation (a ``$`` in a token stays a ``$``, as with
@@ -67,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
         parents=[env_file],
         help="check the configuration, Slack, Trellis and the state store, and say what to fix "
         "(exit 1 on a problem)",
+    )
+    copy_state = commands.add_parser(
+        "copy-state",
+        parents=[env_file],
+        help="copy a SQLite state file into PostgreSQL, to run several replicas (rows already "
+        "there are kept; safe to run again)",
+        description="Copy every thread, question, answer, vote and setting of a SQLite state file "
+        "into a PostgreSQL database (migrating both first). Rows already in the database are "
+        "kept, so running it again adds nothing. Stop the bot using the file first. Prints the "
+        "rows copied per table; exit 1 if the copy failed, 2 on a wrong argument.",
+    )
+    copy_state.add_argument("sqlite_path", metavar="SQLITE_PATH", help="the state file to copy")
+    copy_state.add_argument(
+        "postgres_url",
+        metavar="POSTGRES_URL",
+        nargs="?",
+        help="the database, postgresql://user:password@host/db (default: TRELLIS_SLACK_DB, "
+        "which keeps the password off the command line)",
     )
     commands.add_parser("config", help="list the environment variables the bot reads")
     demo = commands.add_parser(
@@ -145,6 +168,8 @@ def main(
     secrets += passwords_of(environ.get("TRELLIS_SLACK_DB", "").strip())
     if args.command == "check":
         return _check(environ, note, secrets)
+    if args.command == "copy-state":
+        return _copy_state(args.sqlite_path, args.postgres_url, environ, note, secrets)
     try:
         settings = Settings.from_mapping(environ)
     except ConfigError as exc:
@@ -191,6 +216,48 @@ def _check(environ: Mapping[str, str], note: str | None, secrets: list[str]) -> 
     report = asyncio.run(check_environment(environ))
     print(report.render(tuple(secrets)))
     return 0 if report.passed else 1
+
+
+def _copy_state(
+    sqlite_path: str,
+    postgres_url: str | None,
+    environ: Mapping[str, str],
+    note: str | None,
+    secrets: list[str],
+) -> int:
+    """``copy-state``: the rows copied per table on stdout; the log shows warnings only."""
+    from trellis_slack.store.copy import copy_sqlite_to_postgres  # noqa: PLC0415  (fast `--help`)
+    from trellis_slack.store.target import describe, is_postgres  # noqa: PLC0415
+
+    url = postgres_url if postgres_url is not None else environ.get("TRELLIS_SLACK_DB", "").strip()
+    secrets = [*secrets, *passwords_of(url)]
+    debug = environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
+    logs.configure("DEBUG" if debug else "WARNING", secrets)
+    if not is_postgres(url):
+        where = "POSTGRES_URL" if postgres_url is not None else "TRELLIS_SLACK_DB"
+        problem = (
+            f"{where} must be a postgresql:// URL"
+            if url
+            else "give POSTGRES_URL, or set TRELLIS_SLACK_DB to a postgresql:// URL"
+        )
+        _print_problems("cannot copy-state:", ConfigError([problem]))
+        return 2
+    if note:
+        print(f"Configuration: {note}.")
+    try:
+        added = asyncio.run(copy_sqlite_to_postgres(sqlite_path, url))
+    except TrellisSlackError as exc:
+        print(f"trellis-slack copy-state: {logs.scrub(str(exc), secrets)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 1
+    print(f"Copied {sqlite_path} into {describe(url)} (rows already there kept):")
+    width = max(len(table) for table in added)
+    for table, rows in added.items():
+        print(f"  {table:{width}}  {rows}")
+    total = sum(added.values())
+    print(f"{total} row{'s' if total != 1 else ''} copied" + ("" if total else ": nothing new"))
+    return 0
 
 
 def _demo(port: int | None, *, open_browser: bool, environ: Mapping[str, str]) -> int:
