@@ -193,3 +193,26 @@ async def test_postgresql_restarted_underneath_loses_no_question(
     assert len(questions(trellis)) == 1
     assert bot.fleet is not None
     await slack.wait_for(lambda: bot.fleet is not None and bot.fleet.healthy)
+
+
+async def test_an_answer_in_progress_finishes_while_postgresql_is_down(
+    slack: FakeSlack,
+    trellis: FakeTrellis,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    start_bot: BotFactory,
+) -> None:
+    """PostgreSQL stops mid-answer: the answer still reaches the thread (only its record waits)."""
+    await replica(slack, start_bot, postgres_url)
+    gate = asyncio.Event()
+    trellis.responder = echo(gate)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
+    await trellis.wait_for_action("send_message")
+    await working_message(slack, CHANNEL, ts)
+    await asyncio.to_thread(postgres_server.stop, "fast")
+    try:
+        gate.set()
+        messages = await answered(slack, CHANNEL, ts, "answer to q1")
+    finally:
+        await asyncio.to_thread(postgres_server.start)
+    assert sum("answer to q1" in body(m) for m in messages) == 1

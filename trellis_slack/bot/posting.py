@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trellis_slack.bot.seams import VisualizationRenderer
+from trellis_slack.errors import StateError
 
 if TYPE_CHECKING:
     from trellis_slack.bot.views import AnswerView
@@ -34,7 +35,20 @@ from trellis_slack.viz.renderer import (
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 Block = dict[str, Any]
+
+
+async def best_effort(call: Awaitable[_T], what: str, default: _T) -> _T:
+    """A store call an answer in progress can do without: when the store is unreachable, the
+    answer still reaches Slack (never a lost answer); only the bookkeeping is missing, and
+    that is logged."""
+    try:
+        return await call
+    except StateError as exc:
+        log.warning("could not record %s (the answer goes on): %s", what, exc)
+        return default
 
 
 class ThreadPoster:
@@ -68,20 +82,15 @@ class ThreadPoster:
         self, kind: PostKind, *, ts: str | None = None, file_id: str | None = None
     ) -> None:
         """Remember a post, so edits, deletions and Retry can remove it later."""
-        await self.store.add_bot_post(
-            BotPost(
-                channel_id=self.channel_id,
-                question_ts=self.question_ts,
-                ts=ts,
-                file_id=file_id,
-                kind=kind,
-            )
-        )
+        post = BotPost(self.channel_id, self.question_ts, ts, file_id, kind)
+        await best_effort(self.store.add_bot_post(post), "a post of the answer", None)
 
     async def forget(self, ts: str) -> None:
         """Delete one of the turn's messages, and its record once Slack has deleted it."""
         if await self.slack.delete(self.channel_id, ts):
-            await self.store.remove_bot_post(self.channel_id, ts=ts)
+            await best_effort(
+                self.store.remove_bot_post(self.channel_id, ts=ts), "a deleted post", None
+            )
 
     async def post(self, body: blocks.Rendered, kind: PostKind) -> str | None:
         """Post and record a message in the thread; None when Slack refused it."""
@@ -93,7 +102,8 @@ class ThreadPoster:
     async def final_text(self, content: str) -> list[SlackMessage]:
         """The answer's text as messages, with feedback buttons and, when kept, "Show steps"."""
         text = answer_messages(content, footer=blocks.feedback(self.button_value))
-        if await self.store.answer_steps(self.question_channel, self.question_ts):
+        steps = self.store.answer_steps(self.question_channel, self.question_ts)
+        if await best_effort(steps, "the answer's steps", []):
             last = text[-1]
             text[-1] = replace(last, blocks=(*last.blocks, blocks.show_steps(self.button_value)))
         return text

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from trellis_slack.bot import attachments, lifecycle
 from trellis_slack.bot.chats import CHAT_QUEUED, OPEN_CHAT_CAP
-from trellis_slack.bot.posting import VisualPoster
+from trellis_slack.bot.posting import VisualPoster, best_effort
 from trellis_slack.bot.seams import TurnHandle
 from trellis_slack.bot.steps import StepLog, card_title
 from trellis_slack.bot.views import StreamedView
@@ -186,9 +186,10 @@ class Streaming:
                     effects = active.feed(lifecycle.Frame(event))
                     if active.state.phase is lifecycle.Phase.ENDED:
                         self.final_frame_at = turn.last_frame_at
-                        await runner.store.save_steps(
+                        saved = runner.store.save_steps(
                             ask.channel_id, ask.question.ts, self.steps.steps
                         )
+                        await best_effort(saved, "the answer's steps", None)
                         return await self._show(effects, conversation, request, ending=True)
                     await self._show(effects, conversation, request, ending=False)
             finally:

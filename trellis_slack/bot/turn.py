@@ -24,7 +24,7 @@ from trellis_slack.bot.asks import Ask, Defaults
 from trellis_slack.bot.attachments import Attachments
 from trellis_slack.bot.chats import RETIRED_FOLLOW_UP, ChatDeleter, Chats
 from trellis_slack.bot.lifecycle import Status
-from trellis_slack.bot.posting import ThreadPoster, VisualPoster
+from trellis_slack.bot.posting import ThreadPoster, VisualPoster, best_effort
 from trellis_slack.bot.private import open_private, private_mode
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
 from trellis_slack.bot.streaming import Streaming
@@ -245,9 +245,10 @@ class TurnRunner:
                 await visuals.drain()
                 observe()
                 if effect.message_id:
-                    await self.store.save_answer_message(
+                    saved = self.store.save_answer_message(
                         ask.channel_id, ask.question_ts, effect.message_id
                     )
+                    await best_effort(saved, "the answer's Trellis message", None)
                 await poster.answer(view, effect.content, visuals=visuals)
             elif isinstance(effect, lifecycle.ShowStopped):
                 visuals.cancel()
@@ -271,7 +272,8 @@ class TurnRunner:
                 await self.perform_now(active, (effect,))
         self.metrics.count(outcome)
         self.metrics.observe_answer(outcome, time.monotonic() - active.started)
-        await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
+        ended = self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
+        await best_effort(ended, "how the answer ended", False)
         return outcome
 
     async def _say_retired(self, ask: Ask, poster: ThreadPoster) -> None:
@@ -366,10 +368,11 @@ class TurnRunner:
                 integration_id=request.integration_id,
                 model=request.model,
             )
-            await self.store.save_conversation(conversation)
+            await best_effort(self.store.save_conversation(conversation), "the chat", None)
         # Used now (the least recently used chats are retired first); live again if retired.
-        await self.store.touch_conversation(conversation)
+        await best_effort(self.store.touch_conversation(conversation), "the chat's use", None)
         if event.user_message_id:
-            await self.store.update_question(
+            asked = self.store.update_question(
                 ask.channel_id, ask.question_ts, trellis_message_id=event.user_message_id
             )
+            await best_effort(asked, "the question's Trellis id", False)

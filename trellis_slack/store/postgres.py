@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[TupleRow]
 
 _SECONDS_PER_DAY = 86_400.0
+#: Seconds calls fail at once after the database failed to answer, and the longest a retry
+#: then waits for a connection (`PostgresStore._tx`).
+_RECHECK = 1.0
 
 #: The columns of a question, in the order `_question_of` reads them.
 Q_COLUMNS = (
@@ -60,6 +63,8 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
         self._where = describe(url)
         self._clock = clock
         self._closed = False
+        #: Until when calls fail at once, the database having failed to answer (0: it answers).
+        self._down_until = 0.0
         PgTurns.__init__(self)
 
     @classmethod
@@ -70,11 +75,13 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
         clock: Callable[[], float] = time.time,
         pool_size: int = 10,
         wait: float = 10.0,
+        call_wait: float = 2.0,
     ) -> Self:
         """Connect to the database at ``url``, migrate it (under a lock) and start listening.
 
-        ``pool_size``: at most that many connections; ``wait``: seconds a call waits for one (and
-        for the first connection).
+        ``pool_size``: at most that many connections; ``wait``: seconds to wait for the first
+        connection; ``call_wait``: seconds a call waits for one (a database that cannot give a
+        connection that soon is taken for unreachable, and the answers in progress go on).
         Raises `StateError` (never quoting the password) when the database cannot be reached,
         migrated or is newer than this version.
         """
@@ -90,7 +97,7 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
             url,
             min_size=1,
             max_size=pool_size,
-            timeout=wait,
+            timeout=call_wait,
             open=False,
             name="trellis-store",
             kwargs={"application_name": "trellis-slack"},
@@ -137,14 +144,32 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
 
     @asynccontextmanager
     async def _tx(self, wait: float | None = None) -> AsyncIterator[Conn]:
-        """One transaction on a pooled connection; database errors become `StateError`."""
+        """One transaction on a pooled connection; database errors become `StateError`.
+
+        Once the database failed to answer, calls fail at once for `_RECHECK` seconds, and then
+        one call at a time tries again, waiting at most `_RECHECK` for a connection: while the
+        database is away, an answer in progress (whose records can wait) is not held up for
+        the pool's whole timeout at every call.
+        """
         if self._closed:
             raise StateError("the state store is closed")
+        now = time.monotonic()
+        if now < self._down_until:
+            raise StateError(f"the state store at {self._where} is unreachable")
+        probing = self._down_until > 0
+        if probing:
+            self._down_until = now + _RECHECK  # the others fail fast while this call tries
+            wait = _RECHECK
         try:
             async with self._pool.connection(wait) as conn:
                 yield conn
+        except psycopg.OperationalError as exc:  # the server is gone (PoolTimeout is one too)
+            self._down_until = time.monotonic() + _RECHECK
+            raise self._failure(exc) from exc
         except psycopg.Error as exc:
             raise self._failure(exc) from exc
+        if probing:
+            self._down_until = 0.0
 
     # --- event dedupe ---------------------------------------------------------------------------
 
