@@ -58,6 +58,23 @@ def echo(gate: asyncio.Event | None = None) -> Callable[[Question], list[Step]]:
     return respond
 
 
+async def slow_question_on_the_first(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory, postgres_url: str
+) -> tuple[str, asyncio.Event]:
+    """Two replicas; a slow question answered by the first (held at the returned gate); what
+    Slack sends next goes to the second."""
+    _, first = await replica(slack, start_bot, postgres_url)
+    _, second = await replica(slack, start_bot, postgres_url)
+    gate = asyncio.Event()
+    trellis.responder = echo(gate)
+    slack.route_to(first)
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
+    await trellis.wait_for_action("send_message")
+    await working_message(slack, CHANNEL, ts)
+    slack.route_to(second)
+    return ts, gate
+
+
 async def test_three_replicas_answer_every_question_exactly_once(
     slack: FakeSlack, trellis: FakeTrellis, postgres_url: str, start_bot: BotFactory
 ) -> None:
@@ -82,15 +99,8 @@ async def test_stop_clicked_on_another_replica_stops_the_answer(
     slack: FakeSlack, trellis: FakeTrellis, postgres_url: str, start_bot: BotFactory
 ) -> None:
     """The replica that receives Stop is not the one answering: the answer stops all the same."""
-    _, first = await replica(slack, start_bot, postgres_url)
-    _, second = await replica(slack, start_bot, postgres_url)
-    gate = asyncio.Event()
-    trellis.responder = echo(gate)
-    slack.route_to(first)
-    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
-    await trellis.wait_for_action("send_message")
+    ts, gate = await slow_question_on_the_first(slack, trellis, start_bot, postgres_url)
     working = await working_message(slack, CHANNEL, ts)
-    slack.route_to(second)
     await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts)
     await trellis.wait_for_action("interrupt")
     messages = await answered(slack, CHANNEL, ts, f"Stopped by <@{BOB}>")
@@ -104,14 +114,7 @@ async def test_follow_up_on_another_replica_waits_and_is_answered_in_order(
     slack: FakeSlack, trellis: FakeTrellis, postgres_url: str, start_bot: BotFactory
 ) -> None:
     """A follow-up landing on the other replica waits for the answer above it, then is answered."""
-    _, first = await replica(slack, start_bot, postgres_url)
-    _, second = await replica(slack, start_bot, postgres_url)
-    gate = asyncio.Event()
-    trellis.responder = echo(gate)
-    slack.route_to(first)
-    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
-    await trellis.wait_for_action("send_message")
-    slack.route_to(second)
+    ts, gate = await slow_question_on_the_first(slack, trellis, start_bot, postgres_url)
     await slack.post(CHANNEL, ALICE, "and q2", thread_ts=ts)
     await slack.wait_for(lambda: any(WAITING in body(m) for m in replies(slack, CHANNEL, ts)))
     assert len(questions(trellis)) == 1  # one answer at a time in the thread, fleet-wide
@@ -128,14 +131,7 @@ async def test_edit_on_another_replica_is_answered_as_edited(
     slack: FakeSlack, trellis: FakeTrellis, postgres_url: str, start_bot: BotFactory
 ) -> None:
     """An edit handled by one replica while another answers: the edited question is answered."""
-    _, first = await replica(slack, start_bot, postgres_url)
-    _, second = await replica(slack, start_bot, postgres_url)
-    gate = asyncio.Event()
-    trellis.responder = echo(gate)
-    slack.route_to(first)
-    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
-    await trellis.wait_for_action("send_message")
-    slack.route_to(second)
+    ts, gate = await slow_question_on_the_first(slack, trellis, start_bot, postgres_url)
     trellis.responder = echo()
     await slack.edit(CHANNEL, ts, f"{MENTION} better q9")
     messages = await answered(slack, CHANNEL, ts, "answer to q9")
@@ -148,15 +144,7 @@ async def test_delete_on_another_replica_interrupts_then_deletes(
     slack: FakeSlack, trellis: FakeTrellis, postgres_url: str, start_bot: BotFactory
 ) -> None:
     """A deletion handled by one replica stops the answer on the other first, then deletes it."""
-    _, first = await replica(slack, start_bot, postgres_url)
-    _, second = await replica(slack, start_bot, postgres_url)
-    gate = asyncio.Event()
-    trellis.responder = echo(gate)
-    slack.route_to(first)
-    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
-    await trellis.wait_for_action("send_message")
-    await working_message(slack, CHANNEL, ts)
-    slack.route_to(second)
+    ts, gate = await slow_question_on_the_first(slack, trellis, start_bot, postgres_url)
     await slack.delete(CHANNEL, ts)
     await trellis.wait_for_action("delete_message")
     order = [
