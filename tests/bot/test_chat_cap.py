@@ -7,11 +7,23 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.helpers import ALICE, BOB, BOT_USER, CHANNEL, BotFactory, answered, body, questions
+from tests.helpers import (
+    ALICE,
+    BOB,
+    BOT_USER,
+    CHANNEL,
+    BotFactory,
+    answered,
+    body,
+    buttons,
+    questions,
+)
 from trellis_slack.bot.app import Bot
 from trellis_slack.bot.chats import RETIRED_FOLLOW_UP
 from trellis_slack.fakes.slack_server import FakeSlack
-from trellis_slack.fakes.trellis_server import FakeTrellis, Version
+from trellis_slack.fakes.trellis_script import echo
+from trellis_slack.fakes.trellis_server import FakeTrellis, Step, Version
+from trellis_slack.slack.blocks import RETRY_ACTION
 
 MENTION = f"<@{BOT_USER}>"
 CAP = 3
@@ -145,3 +157,26 @@ async def test_without_anything_to_retire_the_refusal_is_explained(
     async with asyncio.timeout(10):
         await slack.wait_for(lambda: [t for t in texts(slack, ts) if "open chats" in t] or None)
     assert not trellis.deleted_chats
+
+
+async def test_retry_in_a_retired_thread_asks_afresh_in_a_new_chat(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """Retry of a failure whose chat was since retired asks again in a new chat, not by an edit."""
+    trellis.responder = lambda q: [Step.error("The query timed out.", retryable=True)]
+    first = await slack.post(CHANNEL, ALICE, f"{MENTION} question 1")
+    [failed] = await slack.wait_for(
+        lambda: (
+            [m for m in slack.bot_messages(CHANNEL, first) if RETRY_ACTION in buttons(m)] or None
+        )
+    )
+    trellis.responder = echo
+    await new_threads(slack, CAP, start=2)  # the first thread's chat is the least recently used
+    old_chat = questions(trellis)[0]["chat_id"]
+    assert old_chat not in trellis.chats
+    await slack.click(CHANNEL, failed["ts"], RETRY_ACTION, user=ALICE)
+    await answered(slack, CHANNEL, first, "You asked: question 1")
+    assert not trellis.actions("edit_message")
+    retried = questions(trellis)[-1]
+    assert retried["message"] == "question 1"
+    assert retried["chat_id"] not in (None, old_chat)
