@@ -178,12 +178,13 @@ class StoreLimits:
         self.fleet = fleet
         self.poll = poll
 
-    async def take_socket(self, member: str, limit: int) -> int | None:
-        """A slot; when others hold them all, they are asked to close an idle socket for us."""
+    async def take_socket(self, member: str, limit: int, *, held: int) -> int | None:
+        """A slot; when others hold them all and we have none, they are asked to close an idle
+        socket for us (with one of our own, we wait for it instead: no tug of war)."""
         key = f"sockets:{member}"
         try:
             slot = await self.store.claim_slot(key, limit, self.fleet.replica)
-            if slot is None:
+            if slot is None and held == 0:
                 # An idle socket elsewhere would keep its slot until it times out (minutes):
                 # its replica closes one when asked, and a later look finds the slot free.
                 for holder in await self.store.slot_holders(key):

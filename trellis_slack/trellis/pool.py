@@ -139,7 +139,12 @@ class Pool:
     async def _open_reserved(self, on_queued: OnQueued | None = None) -> Connection:
         slot: int | None = None
         try:
-            slot = await self._take_slot(on_queued)
+            got = await self._take_slot(on_queued)
+            if isinstance(got, Connection):  # one of ours came free while we waited: use it
+                self.opening -= 1
+                self.busy.add(got)
+                return got
+            slot = got
             conn = await self._pools.connector.open(self.token, self)
         except BaseException as exc:
             if slot is not None:
@@ -157,13 +162,24 @@ class Pool:
         self.busy.add(conn)
         return conn
 
-    async def _take_slot(self, on_queued: OnQueued | None) -> int | None:
-        """A fleet-wide slot for one more socket, waiting while other replicas hold them all."""
+    async def _take_slot(self, on_queued: OnQueued | None) -> int | Connection | None:
+        """A fleet-wide slot for one more socket, waiting while other replicas hold them all;
+        or, when one of this pool's own sockets comes free meanwhile, that socket."""
         limits = self._pools.limits
         if limits is None:
             return None
         said = False
-        while (slot := await limits.take_socket(self.member, self._pools.max_connections)) is None:
+        while True:
+            while self.idle:
+                conn = self.idle.pop()
+                conn.stop_idle()
+                if not conn.closed:
+                    return conn
+                self._give_slot(conn)
+            held = len(self.idle) + len(self.busy)
+            slot = await limits.take_socket(self.member, self._pools.max_connections, held=held)
+            if slot is not None:
+                break
             if not said:
                 said = True
                 logger.info("every Trellis socket of this member is open on other replicas")

@@ -32,8 +32,13 @@ class FleetLimits(Protocol):
     #: Seconds between looks for a free socket slot while every slot is taken.
     poll: float
 
-    async def take_socket(self, member: str, limit: int) -> int | None:
-        """One of the member's ``limit`` socket slots; None when other replicas hold them all."""
+    async def take_socket(self, member: str, limit: int, *, held: int) -> int | None:
+        """One of the member's ``limit`` socket slots; None when other replicas hold them all.
+
+        ``held``: sockets of the member this replica has open already. With none, the others
+        are asked to give up an idle one (every replica may answer); with some, it waits for its
+        own, so replicas do not take sockets from each other in turn.
+        """
 
     async def give_socket(self, member: str, slot: int) -> None:
         """Give a socket slot back (its socket closed)."""
