@@ -112,7 +112,7 @@ async def test_the_fake_serves_files_only_with_the_bot_token(slack: FakeSlack) -
 async def test_an_unsupported_file_is_named_and_the_question_still_goes(
     slack: FakeSlack, trellis: FakeTrellis, bot: Bot
 ) -> None:
-    """A .txt with the question: one line in the thread says which and why; Trellis answers."""
+    """A .txt with the question: one line says which and why, Trellis answers, both go with it."""
     trellis.responder = lambda q: answer("Totals: 7.")
     ts = await slack.post_with_files(
         CHANNEL,
@@ -126,6 +126,9 @@ async def test_an_unsupported_file_is_named_and_the_question_still_goes(
     assert attachments.UNSUPPORTED in line
     assert "sales.csv" not in line
     assert [q.get("message") for q in questions(trellis)] == ["totals?"]
+    # The line is one of the answer's posts: deleting the question removes it with the answer.
+    await slack.delete(CHANNEL, ts)
+    await slack.wait_for(lambda: replies(slack, CHANNEL, ts) == [])
 
 
 async def test_a_csv_with_the_question_reaches_trellis_with_it(

@@ -17,7 +17,7 @@ from trellis_slack.bot.views import StreamedView
 from trellis_slack.errors import TrellisAPIError
 from trellis_slack.slack import blocks
 from trellis_slack.slack.events import SlackFile
-from trellis_slack.store.records import Conversation
+from trellis_slack.store.records import Conversation, PostKind
 from trellis_slack.trellis.client import EditMessage, SendMessage
 from trellis_slack.trellis.protocol import ChatMetadata, ErrorEvent
 
@@ -135,11 +135,9 @@ class Streaming:
         return replace(request, files=downloaded)
 
     async def _note(self, line: str) -> None:
-        """One short line in the thread about the question's files."""
-        ask = self.active.ask
-        await self.runner.slack.post(
-            ask.channel_id, ask.thread_ts, blocks.note(line, emoji=":paperclip:")
-        )
+        """One short line where the answer goes about the question's files; recorded with the
+        answer's posts, so an edit, a deletion or Retry removes it with them."""
+        await self.visuals.poster.post(blocks.note(line, emoji=":paperclip:"), PostKind.NOTE)
 
     async def _attempt(
         self, request: SendMessage | EditMessage, conversation: Conversation | None
