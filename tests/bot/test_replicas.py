@@ -98,7 +98,7 @@ async def test_three_replicas_answer_every_question_exactly_once(
 async def test_stop_clicked_on_another_replica_stops_the_answer(
     slack: FakeSlack, trellis: FakeTrellis, postgres_url: str, start_bot: BotFactory
 ) -> None:
-    """The replica that receives Stop is not the one answering: the answer stops all the same."""
+    """Stop and then Retry land on the replica not answering: the answer stops, then comes."""
     ts, gate = await slow_question_on_the_first(slack, trellis, start_bot, postgres_url)
     working = await working_message(slack, CHANNEL, ts)
     await slack.click(CHANNEL, working["ts"], STOP_ACTION, user=BOB, value=ts)
@@ -108,6 +108,11 @@ async def test_stop_clicked_on_another_replica_stops_the_answer(
     assert not any("answer to q1" in body(m) for m in messages)
     [stopped] = [m for m in messages if "Stopped by" in body(m)]
     assert RETRY_ACTION in buttons(stopped)
+    # Retry lands on the second replica too: it asks again, in the stopped answer's place.
+    trellis.responder = echo()
+    await slack.click(CHANNEL, stopped["ts"], RETRY_ACTION, user=ALICE)
+    again = await answered(slack, CHANNEL, ts, "answer to q1")
+    assert [m["ts"] for m in again if "answer to q1" in body(m)] == [stopped["ts"]]
 
 
 async def test_follow_up_on_another_replica_waits_and_is_answered_in_order(
