@@ -71,7 +71,7 @@ class Replica:
         if self.slots.held.get((member, slot)) == self.name:
             del self.slots.held[member, slot]
 
-    async def chat_creation(self, member: str, per_minute: int) -> float:
+    async def rate(self, what: str, member: str, per_minute: int) -> float:
         return 0.0
 
 

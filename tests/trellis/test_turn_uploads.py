@@ -163,3 +163,29 @@ def test_send_message_names_upload_ids_only_with_a_chat() -> None:
     assert '"upload_ids": ["u1", "u2"]' in with_chat
     assert "upload_ids" not in protocol.send_message("q", upload_ids=("u1",))
     assert "upload_ids" not in protocol.send_message("q", chat_id="c")
+
+
+async def test_uploads_are_paced_within_trellis_limit_per_token() -> None:
+    """Thirty uploads a minute go at once; the thirty-first waits out the minute, not a 429."""
+    async with FakeTrellis() as trellis:
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        token = trellis.make_token("member-1")
+        rest = TrellisRest(trellis.api_url)
+        client = TrellisClient(
+            ws_url=trellis.ws_url, tokens=StaticToken(token), rest=rest, pace=True, sleep=sleep
+        )
+        try:
+            chat_id = await rest.create_chat(token, title="T", integration_id=None)
+            assert chat_id is not None
+            for _ in range(31):
+                await client._host.upload(None, chat_id, (CSV,))
+        finally:
+            await client.aclose()
+            await rest.aclose()
+    assert len(trellis.uploads) == 31
+    [wait] = slept
+    assert 55 < wait <= 60

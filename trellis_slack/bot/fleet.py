@@ -204,9 +204,9 @@ class StoreLimits:
             # Freed anyway when this replica's heartbeat lapses, or at its clean shutdown.
             log.warning("cannot give a Trellis socket slot back: %s", exc)
 
-    async def chat_creation(self, member: str, per_minute: int) -> float:
+    async def rate(self, what: str, member: str, per_minute: int) -> float:
         try:
-            return await self.store.take_rate(f"chats:{member}", per_minute=per_minute)
+            return await self.store.take_rate(f"{what}:{member}", per_minute=per_minute)
         except StateError as exc:
-            log.warning("cannot check the fleet's chat-creation rate: %s", exc)
+            log.warning("cannot check the fleet's %s rate: %s", what, exc)
             return 0.0  # this replica's own pacing still holds

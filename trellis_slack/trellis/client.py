@@ -35,7 +35,7 @@ from trellis_slack.trellis.rest import TrellisRest
 from trellis_slack.trellis.shared import FleetLimits, member_key
 from trellis_slack.trellis.tokens import TokenProvider, with_token
 from trellis_slack.trellis.turn import EditMessage, SendMessage, Turn
-from trellis_slack.trellis.uploads import FileToUpload, Uploaded
+from trellis_slack.trellis.uploads import UPLOADS_PER_MINUTE, FileToUpload, Uploaded
 
 __all__ = [
     "CLOSE_AUTH",
@@ -99,6 +99,7 @@ class TrellisClient:
             backoff=backoff,
             sleep=sleep,
             chat_create_limits=chat_create_limits if pace else (),
+            upload_limits=((UPLOADS_PER_MINUTE, 60.0),) if pace else (),
             limits=limits,
         )
         self._connect_timeout = connect_timeout
@@ -191,6 +192,7 @@ class _TurnHost:
         backoff: Backoff,
         sleep: Callable[[float], Awaitable[None]],
         chat_create_limits: Sequence[tuple[int, float]] = CHAT_CREATE_LIMITS,
+        upload_limits: Sequence[tuple[int, float]] = (),
         limits: FleetLimits | None = None,
     ) -> None:
         self._pools = pools
@@ -201,9 +203,10 @@ class _TurnHost:
         self.backoff = backoff
         self._sleep = sleep
         self._chat_create_missing = False
-        self._create_limits = tuple(chat_create_limits)
-        #: One chat-creation pacer per identity (one token each; None: the shared token).
-        self._create_pacers: dict[str | None, SendPacer] = {}
+        #: Trellis's limits per token on REST calls (most calls, window in s), by what is paced.
+        self._rest_limits = {"chats": tuple(chat_create_limits), "uploads": tuple(upload_limits)}
+        #: One pacer per kind and identity (one token each; None: the shared token).
+        self._pacers: dict[tuple[str, str | None], SendPacer] = {}
 
     def __repr__(self) -> str:
         return f"<Trellis turn host {self._pools!r}>"
@@ -228,6 +231,8 @@ class _TurnHost:
         async def upload(token: str) -> tuple[Uploaded, ...]:
             return await rest.upload(token, chat_id, files)
 
+        # Within Trellis's 30 upload requests a minute per token, so a burst waits, not fails.
+        await self._paced("uploads", identity, None)
         return await with_token(self._tokens, identity, upload)
 
     async def create_chat(
@@ -251,7 +256,7 @@ class _TurnHost:
         attempt = 0
         while True:
             attempt += 1
-            await self._pace_creation(identity, on_wait)
+            await self._paced("chats", identity, on_wait)
             try:
                 chat_id = await with_token(self._tokens, identity, create)
             except TrellisRateLimited as exc:
@@ -270,21 +275,23 @@ class _TurnHost:
             self._chat_create_missing = True
         return chat_id
 
-    async def _pace_creation(self, identity: str | None, on_wait: OnQueued | None) -> None:
-        if not self._create_limits:
+    async def _paced(self, what: str, identity: str | None, on_wait: OnQueued | None) -> None:
+        """Wait until ``identity`` may make one more ``what`` call within Trellis's limit."""
+        limits = self._rest_limits[what]
+        if not limits:
             return
-        pacer = self._create_pacers.get(identity)
+        pacer = self._pacers.get((what, identity))
         if pacer is None:
-            pacer = self._create_pacers[identity] = SendPacer(self._create_limits)
+            pacer = self._pacers[what, identity] = SendPacer(limits)
         wait = pacer.reserve()
         if self._limits is not None:
             # The same limit over every replica: the longer of the two waits.
             member = "shared" if identity is None else member_key(f"identity:{identity}")
-            per_minute = next((n for n, per in self._create_limits if per == 60.0), None)
+            per_minute = next((n for n, per in limits if per == 60.0), None)
             if per_minute is not None:
-                wait = max(wait, await self._limits.chat_creation(member, per_minute))
+                wait = max(wait, await self._limits.rate(what, member, per_minute))
         if wait > 0:
-            logger.info("chat creation paced: waiting %.2f s", wait)
+            logger.info("%s paced: waiting %.2f s", what, wait)
             if on_wait is not None:
                 await on_wait()
             await self._sleep(wait)

@@ -1,4 +1,4 @@
-"""Trellis's limits shared with other replicas: the sockets of one member, and new chats a minute.
+"""Trellis's limits shared with other replicas: one member's sockets, new chats and uploads.
 
 Trellis allows 3 sockets per token and 20 new chats a minute; several replicas of the bridge
 with one token must stay within them together. The pool and the client ask a `FleetLimits`
@@ -43,5 +43,6 @@ class FleetLimits(Protocol):
     async def give_socket(self, member: str, slot: int) -> None:
         """Give a socket slot back (its socket closed)."""
 
-    async def chat_creation(self, member: str, per_minute: int) -> float:
-        """Reserve one new chat within ``per_minute``; the seconds to wait before creating it."""
+    async def rate(self, what: str, member: str, per_minute: int) -> float:
+        """Reserve one ``what`` call ("chats", "uploads") within ``per_minute`` for ``member``;
+        the seconds to wait before making it."""
