@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.helpers import ALICE, BOT_USER, CHANNEL, answered, body, questions, replies
+from tests.helpers import ALICE, BOT_USER, CHANNEL, answered, body, buttons, questions, replies
 from trellis_slack.bot import attachments
 from trellis_slack.bot.app import Bot
 from trellis_slack.errors import SlackRefused
 from trellis_slack.fakes.slack_humans import HumanFile
 from trellis_slack.fakes.slack_server import FakeSlack
-from trellis_slack.fakes.trellis_server import FakeTrellis, answer
+from trellis_slack.fakes.trellis_server import FakeTrellis, Question, Step, answer
+from trellis_slack.slack.blocks import RETRY_ACTION
 from trellis_slack.slack.events import SlackFile
 from trellis_slack.slack.web import SlackIO, web_client
 from trellis_slack.trellis.uploads import MAX_UPLOAD_BYTES
@@ -144,3 +145,33 @@ async def test_a_csv_with_the_question_reaches_trellis_with_it(
     assert len(frame["upload_ids"]) == 1
     assert len(trellis.uploads) == 1
     assert not any("did not take" in body(m) for m in replies(slack, CHANNEL, ts))
+
+
+async def test_retry_asked_anew_sends_the_questions_file_again(
+    slack: FakeSlack, trellis: FakeTrellis, bot: Bot
+) -> None:
+    """A failed question with a CSV, Retried after a follow-up: the CSV goes with it again."""
+    asked: list[str] = []
+
+    def respond(q: Question) -> list[Step]:
+        asked.append(q.text)
+        if asked.count("totals?") == 1 and q.text == "totals?":
+            return [Step.error("The query timed out.", retryable=True)]
+        return answer(f"Read {len(q.files)} file(s) for {q.text}")
+
+    trellis.responder = respond
+    ts = await slack.post_with_files(
+        CHANNEL, ALICE, f"{MENTION} totals?", [HumanFile("sales.csv", CSV)]
+    )
+    [failed] = await slack.wait_for(
+        lambda: [m for m in replies(slack, CHANNEL, ts) if RETRY_ACTION in buttons(m)] or None
+    )
+    await slack.post(CHANNEL, ALICE, "and by region?", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "Read 0 file(s) for and by region?")
+    # With a later question in the chat, Retry asks anew (an edit would drop the follow-up).
+    await slack.click(CHANNEL, failed["ts"], RETRY_ACTION, user=ALICE)
+    await answered(slack, CHANNEL, ts, "Read 1 file(s) for totals?")
+    sent = [q for q in questions(trellis) if q.get("message") == "totals?"]
+    assert len(sent) == 2
+    assert all(len(q["upload_ids"]) == 1 for q in sent)
+    assert len(trellis.uploads) == 2

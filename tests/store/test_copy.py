@@ -45,6 +45,7 @@ async def fill(path: Path, clock: Clock) -> None:
             "C1", THREAD, [AnswerStep("query", "Orders", "SELECT 1", ("orders",), 1)]
         )
         await s.keep_private_answer("C1", THREAD, '{"blocks": []}')
+        await s.save_files("C1", THREAD, '[{"id": "F1"}]')
 
 
 async def test_every_table_is_copied_and_a_rerun_adds_nothing(
@@ -82,6 +83,7 @@ async def test_every_table_is_copied_and_a_rerun_adds_nothing(
             AnswerStep("query", "Orders", "SELECT 1", ("orders",), 1)
         ]
         assert await pg.private_answer("C1", THREAD) == '{"blocks": []}'
+        assert await pg.files_of("C1", THREAD) == '[{"id": "F1"}]'
 
 
 async def test_rows_already_in_postgresql_are_kept(

@@ -9,13 +9,15 @@ goes on, with the files that could be sent.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final, Protocol
 
-from trellis_slack.errors import SlackError, SlackRefused
+from trellis_slack.errors import SlackError, SlackRefused, StateError
 from trellis_slack.slack.events import SlackFile
+from trellis_slack.store.base import Store
 from trellis_slack.trellis.uploads import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_FILES,
@@ -151,20 +153,38 @@ def _escape(name: str) -> str:
 
 
 class Attachments:
-    """The files of questions on their way from intake to their turn, in memory only.
+    """The files of questions, from intake to their turn and to any later Retry.
 
-    Held by message (channel, ts) when a question is accepted and taken once when its turn
-    starts; a restart forgets them (the question is then answered without its files).
+    Their links (Slack's ``url_private``, name, type, size; never their content) are kept in
+    the store with the question, so a Retry asked anew, a restart, or another replica taking the
+    question over fetches the same files again. A store that cannot be reached loses only the
+    files: the question goes on without them.
     """
 
-    def __init__(self) -> None:
-        self._held: dict[tuple[str, str], tuple[SlackFile, ...]] = {}
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    def hold(self, channel_id: str, ts: str, files: Sequence[SlackFile]) -> None:
-        """Keep a question's files (their links, not their bytes) until its turn."""
-        if files:
-            self._held[channel_id, ts] = tuple(files)
+    async def hold(self, channel_id: str, ts: str, files: Sequence[SlackFile]) -> None:
+        """Keep a question's files (their links) for its turn."""
+        if not files:
+            return
+        links = json.dumps([asdict(f) for f in files])
+        try:
+            await self.store.save_files(channel_id, ts, links)
+        except StateError as exc:
+            log.warning("the files of %s could not be kept: %s", ts, exc)
 
-    def take(self, channel_id: str, ts: str) -> tuple[SlackFile, ...]:
-        """The question's files, once; empty when it had none (or they were taken)."""
-        return self._held.pop((channel_id, ts), ())
+    async def of(self, channel_id: str, ts: str) -> tuple[SlackFile, ...]:
+        """The question's files; empty when it had none (or they cannot be read)."""
+        try:
+            links = await self.store.files_of(channel_id, ts)
+        except StateError as exc:
+            log.warning("the files of %s could not be read: %s", ts, exc)
+            return ()
+        if links is None:
+            return ()
+        try:
+            return tuple(SlackFile(**item) for item in json.loads(links))
+        except (TypeError, ValueError):
+            log.warning("the files kept for %s could not be read", ts)
+            return ()

@@ -156,7 +156,7 @@ class Intake:
             return  # deleted (or dropped) while it was being checked: nothing to ask
         queued = await self.store.question(q.channel_id, q.ts)
         if queued is not None:
-            self.queue.runner.attachments.hold(q.channel_id, q.ts, q.files)
+            await self.queue.runner.attachments.hold(q.channel_id, q.ts, q.files)
             await self.queue.answer(queued, team_id=q.team_id, identity=identity)
 
     async def _decline(self, q: Question, record: QuestionRecord, text: str, *, emoji: str) -> None:

@@ -108,7 +108,7 @@ class Streaming:
                 include_tool_events=True,
             )
             conversation = None
-        files = runner.attachments.take(ask.channel_id, ask.question_ts)
+        files = await runner.attachments.of(ask.channel_id, ask.question_ts)
         if files and isinstance(request, SendMessage):
             request = await self._with_files(request, files)
         try:

@@ -106,8 +106,8 @@ class TurnRunner:
         self.status_after = status_after
         #: Where answers to channel questions go (``PRIVATE_ANSWERS``, `bot.private`).
         self.private_answers: PrivateAnswers = private_answers
-        #: Files of accepted questions, held (in memory) until their turn sends them.
-        self.attachments = Attachments()
+        #: The links of each question's files, kept in the store for its turn (and any Retry).
+        self.attachments = Attachments(store)
         #: Channels where Slack refused to start a stream: edited messages there, no retries.
         self.no_streams: set[str] = set()
         self.active: dict[tuple[str, str], ActiveTurn] = {}

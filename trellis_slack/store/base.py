@@ -255,5 +255,13 @@ class Store(Protocol):
     async def claim_share(self, channel_id: str, question_ts: str, user_id: str) -> bool:
         """Mark the kept answer shared by ``user_id``; False if shared already (or none kept)."""
 
+    # The files attached to each question: Slack's links (never their content), so a Retry, a
+    # restart or another replica can fetch them again.
+    async def save_files(self, channel_id: str, ts: str, files: str) -> None:
+        """Keep the links of the files attached to the question (JSON)."""
+
+    async def files_of(self, channel_id: str, ts: str) -> str | None:
+        """The links kept for the question's files (JSON), or None."""
+
     async def release_share(self, channel_id: str, question_ts: str) -> None:
         """Undo `claim_share` (Slack refused to post the shared answer)."""

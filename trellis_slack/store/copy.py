@@ -39,6 +39,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "text",
     ),
     "private_answers": ("channel_id", "question_ts", "body", "shared_by"),
+    "question_files": ("channel_id", "ts", "files"),
 }  # fmt: skip
 
 # A post already in PostgreSQL (the same message or file for the same question) is not copied.

@@ -30,6 +30,25 @@ class PgPrivateAnswers:
                 (channel_id, question_ts, body),
             )
 
+    async def save_files(self, channel_id: str, ts: str, files: str) -> None:
+        """Keep the links of the files attached to the question (JSON)."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO question_files (channel_id, ts, files) VALUES (%s, %s, %s)"
+                " ON CONFLICT (channel_id, ts) DO UPDATE SET files = excluded.files",
+                (channel_id, ts, files),
+            )
+
+    async def files_of(self, channel_id: str, ts: str) -> str | None:
+        """The links kept for the question's files (JSON), or None."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "SELECT files FROM question_files WHERE channel_id = %s AND ts = %s",
+                (channel_id, ts),
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
     async def private_answer(self, channel_id: str, question_ts: str) -> str | None:
         """The kept private answer of the question, or None."""
         async with self._tx() as conn:

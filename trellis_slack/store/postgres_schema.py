@@ -89,7 +89,14 @@ CREATE TABLE private_answers (
     PRIMARY KEY (channel_id, question_ts));
 """
 
-MIGRATIONS: tuple[str, ...] = (_INITIAL,)
+#: Version 2: the files attached to each question (links, not content), for Retry and takeover.
+_QUESTION_FILES = """
+CREATE TABLE IF NOT EXISTS question_files (
+    channel_id text NOT NULL, ts text NOT NULL, files text NOT NULL,
+    PRIMARY KEY (channel_id, ts));
+"""
+
+MIGRATIONS: tuple[str, ...] = (_INITIAL, _QUESTION_FILES)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -240,6 +240,17 @@ def _migration_8_replicas(db: Database) -> None:
     db.table("rates").create_index(["key", "at"], if_not_exists=True)
 
 
+def _migration_9_question_files(db: Database) -> None:
+    """The files attached to each question (Slack's links, never their content)."""
+    db.create_table(
+        "question_files",
+        {"channel_id": str, "ts": str, "files": str},
+        pk=("channel_id", "ts"),
+        not_null={"files"},
+        if_not_exists=True,
+    )
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_1_initial,
     _migration_2_greeted_users,
@@ -249,6 +260,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _migration_6_answer_steps,
     _migration_7_private_answers,
     _migration_8_replicas,
+    _migration_9_question_files,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -56,6 +56,25 @@ class PrivateAnswers:
             )
             return cursor.rowcount == 1
 
+    async def save_files(self, channel_id: str, ts: str, files: str) -> None:
+        """Keep the links of the files attached to the question (JSON)."""
+        await self._run(
+            self._db.execute,
+            "INSERT INTO question_files (channel_id, ts, files) VALUES (?, ?, ?)"
+            " ON CONFLICT (channel_id, ts) DO UPDATE SET files = excluded.files",
+            (channel_id, ts, files),
+        )
+
+    async def files_of(self, channel_id: str, ts: str) -> str | None:
+        """The links kept for the question's files (JSON), or None."""
+        return await self._run(self._files_of, channel_id, ts)
+
+    def _files_of(self, channel_id: str, ts: str) -> str | None:
+        row = self._db.execute(
+            "SELECT files FROM question_files WHERE channel_id = ? AND ts = ?", (channel_id, ts)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     async def release_share(self, channel_id: str, question_ts: str) -> None:
         """Undo `claim_share` (Slack refused to post the shared answer)."""
         await self._run(self._release_share, channel_id, question_ts)
