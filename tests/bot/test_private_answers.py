@@ -59,8 +59,10 @@ async def test_ephemeral_answer_is_seen_only_by_the_asker_and_can_be_shared(
     [shown] = await slack.wait_for(lambda: whispers(slack, ALICE, "Secret revenue is 42."))
     assert SHARE_ACTION in buttons(shown)
     assert SHOW_STEPS_ACTION in buttons(shown)
-    await slack.wait_for(lambda: "answered" in public_text(slack, ts))
-    assert f"I answered <@{ALICE}> privately." in public_text(slack, ts)
+    await slack.wait_for(lambda: "privately" in public_text(slack, ts))
+    assert f"I'm answering <@{ALICE}> privately: only they see the answer." in public_text(
+        slack, ts
+    )
     assert "42" not in public_text(slack, ts)
     assert not [e for e in slack.ephemerals if e["user"] == BOB]
 
@@ -96,7 +98,7 @@ async def test_dm_answer_goes_to_the_askers_dm_with_a_link_in_the_thread(
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} revenue?")
     await slack.wait_for(lambda: "direct message" in public_text(slack, ts))
     note = public_text(slack, ts)
-    assert f"<@{ALICE}>, I sent you my answer in a direct message." in note
+    assert f"<@{ALICE}>, I'm answering you in a direct message." in note
     assert "/archives/D" in note  # the link opens the DM answer
     assert "42" not in note
     [opened] = [c for c in slack.calls_to("conversations.open") if c.ok]

@@ -163,7 +163,7 @@ async def open_private(
         opened = await _open_dm(runner, ask)
         if opened is not None:
             poster, view, link = opened
-            said = f"<@{ask.question.user_id}>, I sent you my answer in a direct message."
+            said = f"<@{ask.question.user_id}>, I'm answering you in a direct message."
             if link:
                 said += f" <{link}|Open it>"
             await _say_in_thread(runner, ask, status_ts, blocks.note(said, emoji=":lock:"))
@@ -174,7 +174,7 @@ async def open_private(
     ts = await slack.whisper(ask.channel_id, ask.question.user_id, first, ask.thread_ts)
     if ts is None:
         return None
-    said = f"I answered <@{ask.question.user_id}> privately."
+    said = f"I'm answering <@{ask.question.user_id}> privately: only they see the answer."
     await _say_in_thread(runner, ask, status_ts, blocks.note(said, emoji=":lock:"))
     return whisper, WhisperView(slack, ask, ts)
 
