@@ -14,7 +14,7 @@ same):
   channel with a link to it, the answer streamed below it — and feedback, "Show steps", Stop and
   Retry work there as in the thread. When Slack will not open that DM, the answer is ephemeral
   instead: it is never shown to the channel.
-* Everyone else in the channel sees one short line under the question: that the bot answered the
+* Everyone else in the channel sees one short line under the question: that the bot is answering the
   asker privately (with a link to the DM answer, which only the asker can open). Edits, deletions
   and Retry act on the question as usual; deleting the question removes that line, not the
   asker's private copy.
