@@ -71,6 +71,7 @@ async def test_ephemeral_answer_is_seen_only_by_the_asker_and_can_be_shared(
     [post] = [m for m in shared if "Secret revenue is 42." in body(m)]
     assert f"Shared by <@{ALICE}>" in body(post)
     assert SHARE_ACTION not in buttons(post)
+    assert SHOW_STEPS_ACTION not in buttons(post)  # the steps stay the asker's
 
     await slack.click(CHANNEL, shown["message_ts"], SHARE_ACTION, user=ALICE)
     await slack.wait_for(lambda: whispers(slack, ALICE, ALREADY_SHARED))

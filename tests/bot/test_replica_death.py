@@ -87,3 +87,30 @@ async def test_killing_the_answering_replica_hands_its_questions_to_another(
     await slack.click(CHANNEL, cut[0]["ts"], RETRY_ACTION, user=ALICE)
     await answered(slack, CHANNEL, ts, "q1 answered after all")
     assert sum("then q2" in str(frame) for frame in questions(trellis)) == 1
+
+
+async def test_a_retry_after_a_restart_is_not_taken_for_the_old_runs_work(
+    slack: FakeSlack, trellis: FakeTrellis, start_bot: BotFactory
+) -> None:
+    """Retry on a question the previous run recorded: the new run owns it, adoption leaves it."""
+    trellis.responder = lambda q: [Step.error("The query timed out.", retryable=True)]
+    old = await start_bot()
+    ts = await slack.post(CHANNEL, ALICE, f"{MENTION} q1")
+    [failed] = await slack.wait_for(
+        lambda: [m for m in replies(slack, CHANNEL, ts) if RETRY_ACTION in buttons(m)] or None
+    )
+    await old.stop()
+    new = await start_bot()  # the same state file: a restart
+    gate = asyncio.Event()
+    trellis.responder = lambda q: [
+        Step.processing("thinking"),
+        Step.pause(gate),
+        *answer("q1 done"),
+    ]
+    await slack.click(CHANNEL, failed["ts"], RETRY_ACTION, user=ALICE)
+    await trellis.wait_for_action("edit_message")
+    assert new.fleet is not None
+    assert await new.fleet.adopt() == []  # what a heartbeat would find: nothing is orphaned
+    gate.set()
+    messages = await answered(slack, CHANNEL, ts, "q1 done")
+    assert not any(RESTARTED in body(m) for m in messages)

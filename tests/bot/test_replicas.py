@@ -209,3 +209,9 @@ async def test_an_answer_in_progress_finishes_while_postgresql_is_down(
     finally:
         await asyncio.to_thread(postgres_server.start)
     assert sum("answer to q1" in body(m) for m in messages) == 1
+    # The thread was given back once the store returned: a follow-up is answered (if it comes
+    # before the heartbeat saw the store back, it is left unacked, and Slack brings it again).
+    slack.redeliver_after = 0.5
+    trellis.responder = echo()
+    await slack.post(CHANNEL, ALICE, "and q2", thread_ts=ts)
+    await answered(slack, CHANNEL, ts, "answer to q2")

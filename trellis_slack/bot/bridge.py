@@ -115,8 +115,10 @@ class Bridge:
             else:
                 settle(recorded)  # edits and deletions claim their own deliveries
                 await self._change(meaning)
-        finally:
-            settle(recorded)
+        except BaseException as exc:
+            settle(recorded, exc)  # failed before it was recorded: not acked (no-op if it was)
+            raise
+        settle(recorded)
 
     async def _change(self, meaning: Meaning) -> None:
         if isinstance(meaning, Edit):
@@ -221,7 +223,10 @@ class Bridge:
                 channel_id, user_id, NOTHING_TO_RETRY, record.thread_ts if record else None
             )
             return
-        if not await self.store.update_question(channel_id, question_ts, status=Status.QUEUED):
+        # Ours now: no other replica (nor our own adoption) takes it for a dead one's.
+        if not await self.store.update_question(
+            channel_id, question_ts, status=Status.QUEUED, handler=self.fleet.replica
+        ):
             await self.slack.ephemeral(channel_id, user_id, NOTHING_TO_RETRY, record.thread_ts)
             return
         # Everything the cut-short turn left goes (any chart or table it had posted), so the new
@@ -263,25 +268,16 @@ class Bridge:
         process posted but had not recorded (a window of milliseconds) cannot be found, and the
         failure is then posted as a new message instead.
         """
+        if self.queue.closing:
+            # Shutting down: left to the replicas still running, which adopt them once this
+            # one has retired.
+            return
         cut_short = 0
         for question in questions:
-            posts = await self.store.bot_posts(question.channel_id, question.ts)
-            status = [p.ts for p in posts if p.kind is PostKind.STATUS and p.ts is not None]
-            for extra in status[:-1]:
-                await self.slack.delete(question.channel_id, extra)
-            if question.status is Status.QUEUED and not self.queue.closing:
-                self.spawn(
-                    self.queue.answer(
-                        question,
-                        team_id=self.bot.team_id,
-                        identity=await self.queue.identity_of(question.owner_id),
-                        in_place_of=status[-1] if status else None,
-                    )
-                )
-                continue
-            await self.store.update_question(question.channel_id, question.ts, status=Status.FAILED)
-            await self.queue.show_restarted(question, status[-1] if status else None)
-            cut_short += 1
+            try:
+                cut_short += await self._take_over_one(question)
+            except Exception:
+                log.exception("taking over question %s failed", question.ts)
         if cut_short:
             log.info(
                 "%d question(s) left unanswered by a process that stopped now offer Retry",
@@ -292,6 +288,26 @@ class Bridge:
                 "%d queued question(s) left by a process that stopped are answered now",
                 len(questions) - cut_short,
             )
+
+    async def _take_over_one(self, question: QuestionRecord) -> int:
+        """One adopted question: answered (queued), or ended with Retry; 1 when ended."""
+        posts = await self.store.bot_posts(question.channel_id, question.ts)
+        status = [p.ts for p in posts if p.kind is PostKind.STATUS and p.ts is not None]
+        for extra in status[:-1]:
+            await self.slack.delete(question.channel_id, extra)
+        if question.status is Status.QUEUED:
+            self.spawn(
+                self.queue.answer(
+                    question,
+                    team_id=self.bot.team_id,
+                    identity=await self.queue.identity_of(question.owner_id),
+                    in_place_of=status[-1] if status else None,
+                )
+            )
+            return 0
+        await self.store.update_question(question.channel_id, question.ts, status=Status.FAILED)
+        await self.queue.show_restarted(question, status[-1] if status else None)
+        return 1
 
     async def shutdown(self, grace: float = 10.0) -> None:
         """Stop taking questions, give answers in progress ``grace`` seconds, then stop them."""

@@ -90,7 +90,11 @@ class Changes:
             await self._interrupt_from(record, "The question was edited.")
             # Queued again before it waits for the thread, so no later question overtakes it.
             await self.store.update_question(
-                edit.channel_id, edit.ts, text=text, status=Status.QUEUED
+                edit.channel_id,
+                edit.ts,
+                text=text,
+                status=Status.QUEUED,
+                handler=self.queue.turns.replica,  # ours now, not the (maybe dead) first one's
             )
 
             keep = await self.answer_message(record)

@@ -40,6 +40,8 @@ COMMAND_POLL = 1.0
 #: Seconds between looks for a free Trellis socket slot while other replicas hold them all.
 SLOT_POLL = 0.25
 
+#: Tries to give a socket slot back while the store is away (a second or so apart).
+_RELEASE_TRIES = 30
 #: Commands one replica leaves another (`Command.kind`).
 STOP, STOP_FOR, AGENT_STOP = "stop", "stop_for", "agent_stop"
 #: "Close an idle Trellis socket of this member (``payload``): another replica needs its slot."
@@ -117,11 +119,16 @@ class Fleet:
         interval = max(self.ttl / 3, 0.01)
         while True:
             await asyncio.sleep(interval)
-            if await self.beat():
-                orphans = await self.adopt()
-                if orphans:
-                    log.info("took over %d question(s) from a replica that died", len(orphans))
-                    await take_over(orphans)
+            try:
+                if await self.beat():
+                    orphans = await self.adopt()
+                    if orphans:
+                        log.info("took over %d question(s) from a replica that died", len(orphans))
+                        await take_over(orphans)
+            except Exception:
+                # Never the end of the heartbeat: a replica that stops beating while it goes
+                # on answering would have its work taken over under it.
+                log.exception("the heartbeat's round failed; the next one tries again")
 
     async def _commands(self, perform: Callable[[Command], Awaitable[None]]) -> None:
         while True:
@@ -198,11 +205,17 @@ class StoreLimits:
             return None
 
     async def give_socket(self, member: str, slot: int) -> None:
-        try:
-            await self.store.release_slot(f"sockets:{member}", slot, self.fleet.replica)
-        except StateError as exc:
-            # Freed anyway when this replica's heartbeat lapses, or at its clean shutdown.
-            log.warning("cannot give a Trellis socket slot back: %s", exc)
+        """Give the slot back, trying again while the store is away: a slot this live replica
+        kept by mistake would count against the member until it stops."""
+        for attempt in range(_RELEASE_TRIES):
+            try:
+                await self.store.release_slot(f"sockets:{member}", slot, self.fleet.replica)
+                return
+            except StateError as exc:
+                if attempt == _RELEASE_TRIES - 1:
+                    log.warning("cannot give a Trellis socket slot back: %s", exc)
+                    return
+            await asyncio.sleep(self.poll * 4 or 1.0)  # a timer between tries
 
     async def rate(self, what: str, member: str, per_minute: int) -> float:
         try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from trellis_slack.bot import access as policy
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.lifecycle import Status
+from trellis_slack.bot.posting import best_effort
 from trellis_slack.bot.queue import AnswerQueue
 from trellis_slack.errors import StateError
 from trellis_slack.logs import log_context
@@ -118,10 +119,12 @@ class Intake:
             except Exception:
                 # Claimed, so Slack's redelivery will not bring it back: never leave it unanswered.
                 log.exception("answering %s failed", q.ts)
-                await self.store.update_question(q.channel_id, q.ts, status=Status.FAILED)
+                # Said first: the store may be what failed.
                 await self.slack.post(
                     q.channel_id, thread_ts, blocks.failure(BROKE, retry_value=None)
                 )
+                failed = self.store.update_question(q.channel_id, q.ts, status=Status.FAILED)
+                await best_effort(failed, "the failed question", False)
 
     async def _accept(self, q: Question, record: QuestionRecord) -> None:
         refusal = policy.refusal(
@@ -151,7 +154,7 @@ class Intake:
             identity = user.email
             await self._say_if_own_chat(q, record.thread_ts)
         if not await self.store.update_question(
-            q.channel_id, q.ts, text=text, status=Status.QUEUED
+            q.channel_id, q.ts, text=text, status=Status.QUEUED, handler=self.replica
         ):
             return  # deleted (or dropped) while it was being checked: nothing to ask
         queued = await self.store.question(q.channel_id, q.ts)

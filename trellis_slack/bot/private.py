@@ -28,7 +28,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from trellis_slack.bot.posting import ThreadPoster, VisualPoster
+from trellis_slack.bot.posting import ThreadPoster, VisualPoster, best_effort
 from trellis_slack.bot.views import WORKING, AnswerView, open_view
 from trellis_slack.settings import PrivateAnswers
 from trellis_slack.slack import blocks
@@ -135,11 +135,9 @@ class WhisperPoster(ThreadPoster):
         pieces[-1] = blocks.Rendered(
             last.text, (*last.blocks, share_button(self.question_ts))[-MAX_BLOCKS:]
         )
-        await self.store.keep_private_answer(
-            self.channel_id,
-            self.question_ts,
-            json.dumps([{"text": p.text, "blocks": list(p.blocks)} for p in pieces]),
-        )
+        kept = json.dumps([{"text": p.text, "blocks": list(p.blocks)} for p in pieces])
+        keep = self.store.keep_private_answer(self.channel_id, self.question_ts, kept)
+        await best_effort(keep, "the private answer, for Share", None)
         lost = 0
         for piece in pieces:
             if await self.post(piece, PostKind.ANSWER) is None and (
@@ -270,12 +268,23 @@ class Sharing:
             await self.slack.ephemeral(channel_id, user_id, SHARE_FAILED, where)
 
 
+def _private_only(block: Block) -> bool:
+    """Share and Show steps stay with the asker: the steps (SQL, tables) come from their own
+    Trellis permissions, which sharing the answer does not share."""
+    if block.get("block_id") == "trellis_share":
+        return True
+    elements = block.get("elements")
+    return isinstance(elements, list) and any(
+        isinstance(e, dict) and e.get("action_id") == blocks.SHOW_STEPS_ACTION for e in elements
+    )
+
+
 def _shared(kept: str, user_id: str) -> list[blocks.Rendered]:
     """The kept answer as it is shared: who shared it first, and no Share button."""
     pieces = [
         blocks.Rendered(
             str(p.get("text", "")),
-            tuple(b for b in p.get("blocks", ()) if b.get("block_id") != "trellis_share"),
+            tuple(b for b in p.get("blocks", ()) if not _private_only(b)),
         )
         for p in json.loads(kept)
         if isinstance(p, dict)

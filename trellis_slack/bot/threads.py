@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from trellis_slack.errors import StateError
 from trellis_slack.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -53,20 +54,24 @@ class ThreadTurns:
             # Watched before the claim is tried, so a change right after the refusal still wakes
             # this waiter (no lost wake-up).
             changed = self.store.watch_thread(channel_id, thread_ts)
-            if await self.store.claim_turn(
-                channel_id, thread_ts, question_ts, holder, replica=self.replica
-            ):
-                break
-            # The note that it waits is posted only once every earlier question shows its own
-            # message, so the thread's messages (and the answers replacing them) stay in the
-            # order the questions were asked.
-            if (
-                not said
-                and on_wait is not None
-                and await self.store.earlier_questions_shown(channel_id, thread_ts, question_ts)
-            ):
-                said = True
-                await on_wait()
+            try:
+                if await self.store.claim_turn(
+                    channel_id, thread_ts, question_ts, holder, replica=self.replica
+                ):
+                    break
+                # The note that it waits is posted only once every earlier question shows its
+                # own message, so the thread's messages (and the answers replacing them) stay in
+                # the order the questions were asked.
+                if (
+                    not said
+                    and on_wait is not None
+                    and await self.store.earlier_questions_shown(channel_id, thread_ts, question_ts)
+                ):
+                    said = True
+                    await on_wait()
+            except StateError as exc:
+                # The store is away: keep waiting (it comes back), never give the question up.
+                log.warning("could not claim the thread (trying again): %s", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.recheck):
                     await changed.wait()
@@ -76,4 +81,15 @@ class ThreadTurns:
         finally:
             self.holding -= 1
             # Shielded: a cancelled holder must still give the thread back.
-            await asyncio.shield(self.store.release_turn(channel_id, thread_ts, holder))
+            await asyncio.shield(self._release(channel_id, thread_ts, holder))
+
+    async def _release(self, channel_id: str, thread_ts: str, holder: str) -> None:
+        """Give the thread back, trying again while the store is away: a claim left behind by
+        a live replica would hold the thread until that replica stops."""
+        while True:
+            try:
+                await self.store.release_turn(channel_id, thread_ts, holder)
+                return
+            except StateError as exc:
+                log.warning("could not give the thread back (trying again): %s", exc)
+            await asyncio.sleep(self.recheck)  # a timer between tries

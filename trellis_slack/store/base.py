@@ -80,8 +80,13 @@ class Store(Protocol):
         trellis_message_id: str | None = None,
         status: Status | None = None,
         text: str | None = None,
+        handler: str | None = None,
     ) -> bool:
-        """Change the given fields; a status only along `lifecycle.TRANSITIONS` (False if not)."""
+        """Change the given fields; a status only along `lifecycle.TRANSITIONS` (False if not).
+
+        ``handler``: the replica that takes the question on (a Retry or an edit asks it again
+        there), so `adopt_orphans` does not take it from a live replica.
+        """
 
     async def questions_in_thread(
         self, channel_id: str, thread_ts: str

@@ -253,6 +253,7 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
         trellis_message_id: str | None = None,
         status: Status | None = None,
         text: str | None = None,
+        handler: str | None = None,
     ) -> bool:
         """Change the given fields of a saved question (None leaves a field as it is).
 
@@ -262,13 +263,14 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
         """
         if status is not None:
             status = Status(status)
-        if trellis_message_id is None and status is None and text is None:
+        if trellis_message_id is None and status is None and text is None and handler is None:
             return True
         guard = ""
         args: list[Any] = [
             trellis_message_id,
             None if status is None else str(status),
             text,
+            handler,
             self._clock(),
             channel_id,
             ts,
@@ -280,7 +282,8 @@ class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet)
             cur = await conn.execute(
                 "WITH changed AS (UPDATE questions SET"
                 " trellis_message_id = COALESCE(%s, trellis_message_id),"
-                " status = COALESCE(%s, status), text = COALESCE(%s, text), updated_at = %s"
+                " status = COALESCE(%s, status), text = COALESCE(%s, text),"
+                " handler = COALESCE(%s, handler), updated_at = %s"
                 f" WHERE channel_id = %s AND ts = %s{guard} RETURNING channel_id, thread_ts)"
                 " SELECT pg_notify('trellis_slack', json_build_array('t', channel_id, thread_ts)::text)"
                 " FROM changed",

@@ -219,6 +219,7 @@ class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers,
         trellis_message_id: str | None = None,
         status: Status | None = None,
         text: str | None = None,
+        handler: str | None = None,
     ) -> bool:
         """Change the given fields of a saved question (None leaves a field as it is).
 
@@ -228,11 +229,10 @@ class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers,
         """
         if status is not None:
             status = Status(status)
-        if trellis_message_id is None and status is None and text is None:
+        if trellis_message_id is None and status is None and text is None and handler is None:
             return True
-        return await self._run(
-            self._update_question, channel_id, ts, trellis_message_id, status, text
-        )
+        update = functools.partial(self._update_question, handler=handler)
+        return await self._run(update, channel_id, ts, trellis_message_id, status, text)
 
     def _update_question(
         self,
@@ -241,16 +241,19 @@ class SqliteStore(TurnClaims, Records, Votes, ChatUpkeep, Steps, PrivateAnswers,
         trellis_message_id: str | None,
         status: Status | None,
         text: str | None,
+        *,
+        handler: str | None = None,
     ) -> bool:
         sql = (
             "UPDATE questions SET"
             " trellis_message_id = COALESCE(?, trellis_message_id),"
             " status = COALESCE(?, status),"
             " text = COALESCE(?, text),"
+            " handler = COALESCE(?, handler),"
             " updated_at = ?"
             " WHERE channel_id = ? AND ts = ?"
         )
-        args: list[Any] = [trellis_message_id, status, text, self._clock(), channel_id, ts]
+        args: list[Any] = [trellis_message_id, status, text, handler, self._clock(), channel_id, ts]
         if status is not None:
             allowed = sorted(PREDECESSORS[status])
             sql += f" AND status IN ({', '.join('?' * len(allowed))})"
