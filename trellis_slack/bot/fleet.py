@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -40,6 +41,8 @@ COMMAND_POLL = 1.0
 #: Seconds between looks for a free Trellis socket slot while other replicas hold them all.
 SLOT_POLL = 0.25
 
+#: Seconds before a replica waiting for a member's socket asks its holders again.
+ASK_AGAIN = 2.0
 #: Tries to give a socket slot back while the store is away (a second or so apart).
 _RELEASE_TRIES = 30
 #: Commands one replica leaves another (`Command.kind`).
@@ -184,6 +187,8 @@ class StoreLimits:
         self.store = store
         self.fleet = fleet
         self.poll = poll
+        #: When each member's holders were last asked to give up an idle socket (monotonic).
+        self._asked: dict[str, float] = {}
 
     async def take_socket(self, member: str, limit: int, *, held: int) -> int | None:
         """A slot; when others hold them all and we have none, they are asked to close an idle
@@ -191,7 +196,7 @@ class StoreLimits:
         key = f"sockets:{member}"
         try:
             slot = await self.store.claim_slot(key, limit, self.fleet.replica)
-            if slot is None and held == 0:
+            if slot is None and held == 0 and self._may_ask(member):
                 # An idle socket elsewhere would keep its slot until it times out (minutes):
                 # its replica closes one when asked, and a later look finds the slot free.
                 for holder in await self.store.slot_holders(key):
@@ -203,6 +208,15 @@ class StoreLimits:
         except StateError as exc:
             log.warning("cannot take a Trellis socket slot: %s", exc)
             return None
+
+    def _may_ask(self, member: str) -> bool:
+        """Ask a member's holders at most once per `ASK_AGAIN` seconds (each asked closes one
+        idle socket: asking at every look would close more than the one needed)."""
+        now = time.monotonic()
+        if now - self._asked.get(member, -ASK_AGAIN) < ASK_AGAIN:
+            return False
+        self._asked[member] = now
+        return True
 
     async def give_socket(self, member: str, slot: int) -> None:
         """Give the slot back, trying again while the store is away: a slot this live replica
