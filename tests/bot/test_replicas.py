@@ -28,6 +28,7 @@ from tests.helpers import (
 )
 from tests.pg import PostgresServer, postgres_server, postgres_url
 from trellis_slack.bot.app import Bot
+from trellis_slack.bot.lifecycle_status import Status
 from trellis_slack.bot.queue import WAITING
 from trellis_slack.fakes.slack_server import FakeSlack
 from trellis_slack.fakes.trellis_server import FakeTrellis, Question, Step, answer
@@ -196,7 +197,7 @@ async def test_an_answer_in_progress_finishes_while_postgresql_is_down(
     start_bot: BotFactory,
 ) -> None:
     """PostgreSQL stops mid-answer: the answer still reaches the thread (only its record waits)."""
-    await replica(slack, start_bot, postgres_url)
+    bot, _ = await replica(slack, start_bot, postgres_url)
     gate = asyncio.Event()
     trellis.responder = echo(gate)
     ts = await slack.post(CHANNEL, ALICE, f"{MENTION} slow q1")
@@ -215,3 +216,9 @@ async def test_an_answer_in_progress_finishes_while_postgresql_is_down(
     trellis.responder = echo()
     await slack.post(CHANNEL, ALICE, "and q2", thread_ts=ts)
     await answered(slack, CHANNEL, ts, "answer to q2")
+    # …and how the first answer ended was recorded once the store was back: a later takeover
+    # will not take it for a cut-short one.
+    assert bot.store is not None
+    first = await bot.store.question(CHANNEL, ts)
+    assert first is not None
+    assert first.status is Status.ANSWERED

@@ -36,7 +36,7 @@ from trellis_slack.bot.views import (
     EditedView,
     open_view,
 )
-from trellis_slack.errors import TrellisError
+from trellis_slack.errors import StateError, TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.ops.metrics import Metrics
 from trellis_slack.settings import PrivateAnswers
@@ -49,6 +49,9 @@ from trellis_slack.trellis.protocol import ChatMetadata
 
 log = logging.getLogger(__name__)
 
+#: Tries, ``OUTCOME_RETRY`` seconds apart, to record how an answer ended while the store is away.
+OUTCOME_TRIES = 60
+OUTCOME_RETRY = 1.0
 #: What an answer cut short by a restart says (beside its Retry button).
 RESTARTED = "I was restarted before I could finish this answer. Click Retry to ask again."
 
@@ -272,9 +275,24 @@ class TurnRunner:
                 await self.perform_now(active, (effect,))
         self.metrics.count(outcome)
         self.metrics.observe_answer(outcome, time.monotonic() - active.started)
-        ended = self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
-        await best_effort(ended, "how the answer ended", False)
+        await self._record_outcome(ask, outcome)
         return outcome
+
+    async def _record_outcome(self, ask: Ask, outcome: Status) -> None:
+        """Record how the answer ended; while the store is away, again until it takes it.
+
+        A question left "answering" would be taken for a cut-short one at the next takeover
+        (a restart, another replica), and its answer, already in Slack, replaced by Retry.
+        """
+        for attempt in range(OUTCOME_TRIES):
+            try:
+                await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
+                return
+            except StateError as exc:
+                if attempt == 0:
+                    log.warning("could not record how the answer ended (trying again): %s", exc)
+            await asyncio.sleep(OUTCOME_RETRY)  # a timer between tries
+        log.error("how the answer to %s ended was never recorded", ask.question_ts)
 
     async def _say_retired(self, ask: Ask, poster: ThreadPoster) -> None:
         """One line in the thread: its earlier chat is gone, so this answer starts afresh."""
