@@ -62,7 +62,15 @@ from typing import IO, Any, Literal
 
 import psycopg
 
-from bench.bench_bridge import ANSWER_PREFIX, QUIET, STARTUP_METHODS, peak_rss_mb, percentile, quiet
+from bench.bench_bridge import (
+    ANSWER_PREFIX,
+    QUIET,
+    STARTUP_METHODS,
+    finals,
+    peak_rss_mb,
+    percentile,
+    quiet,
+)
 from bench.bench_bridge import responder as paced_answer
 from tests.pg import PostgresServer, find_postgres
 from trellis_slack.fakes.slack_model import ApiCall
@@ -221,26 +229,6 @@ async def ask(slack: FakeSlack, n: int, users: list[str]) -> dict[int, tuple[str
 
 def final_text(i: int) -> str:
     return f"{ANSWER_PREFIX}{i}: 1,234 orders, up 5% on last month."
-
-
-async def finals(slack: FakeSlack, n: int, deadline: float) -> dict[str, float]:
-    """When each final answer (by its text) first reached Slack; stops at ``deadline`` s."""
-    seen: dict[str, float] = {}
-    scanned = 0
-
-    def shown() -> dict[str, float]:
-        nonlocal scanned
-        for call in slack.calls[scanned:]:
-            if call.method in ("chat.update", "chat.postMessage"):
-                text = str(call.args.get("text", ""))
-                if text.startswith(ANSWER_PREFIX) and "1,234 orders" in text:
-                    seen.setdefault(text, call.at)
-        scanned = len(slack.calls)
-        return seen
-
-    with contextlib.suppress(TimeoutError):
-        await slack.wait_for(lambda: len(shown()) >= n, timeout=deadline)
-    return seen
 
 
 def answers_in_threads(slack: FakeSlack, posted: Mapping[int, tuple[str, str, float]]) -> list[int]:
