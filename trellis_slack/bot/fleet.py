@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from trellis_slack.bot.storing import until_stored
 from trellis_slack.errors import StateError
 from trellis_slack.store.base import Store
 from trellis_slack.store.records import Command, QuestionRecord
@@ -221,15 +222,12 @@ class StoreLimits:
     async def give_socket(self, member: str, slot: int) -> None:
         """Give the slot back, trying again while the store is away: a slot this live replica
         kept by mistake would count against the member until it stops."""
-        for attempt in range(_RELEASE_TRIES):
-            try:
-                await self.store.release_slot(f"sockets:{member}", slot, self.fleet.replica)
-                return
-            except StateError as exc:
-                if attempt == _RELEASE_TRIES - 1:
-                    log.warning("cannot give a Trellis socket slot back: %s", exc)
-                    return
-            await asyncio.sleep(self.poll * 4 or 1.0)  # a timer between tries
+        await until_stored(
+            lambda: self.store.release_slot(f"sockets:{member}", slot, self.fleet.replica),
+            "a Trellis socket slot given back",
+            every=self.poll * 4 or 1.0,
+            tries=_RELEASE_TRIES,
+        )
 
     async def rate(self, what: str, member: str, per_minute: int) -> float:
         try:

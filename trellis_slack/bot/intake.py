@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from trellis_slack.bot import access as policy
 from trellis_slack.bot.access import Access
 from trellis_slack.bot.lifecycle import Status
-from trellis_slack.bot.posting import best_effort
 from trellis_slack.bot.queue import AnswerQueue
+from trellis_slack.bot.storing import best_effort
 from trellis_slack.errors import StateError
 from trellis_slack.logs import log_context
 from trellis_slack.slack import blocks

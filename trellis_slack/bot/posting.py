@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from trellis_slack.bot.seams import VisualizationRenderer
-from trellis_slack.errors import StateError
+from trellis_slack.bot.storing import best_effort
 
 if TYPE_CHECKING:
     from trellis_slack.bot.views import AnswerView
@@ -38,17 +38,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 Block = dict[str, Any]
-
-
-async def best_effort(call: Awaitable[_T], what: str, default: _T) -> _T:
-    """A store call an answer in progress can do without: when the store is unreachable, the
-    answer still reaches Slack (never a lost answer); only the bookkeeping is missing, and
-    that is logged."""
-    try:
-        return await call
-    except StateError as exc:
-        log.warning("could not record %s (the answer goes on): %s", what, exc)
-        return default
 
 
 class ThreadPoster:

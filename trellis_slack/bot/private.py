@@ -28,7 +28,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from trellis_slack.bot.posting import ThreadPoster, VisualPoster, best_effort
+from trellis_slack.bot.posting import ThreadPoster, VisualPoster
+from trellis_slack.bot.storing import best_effort
 from trellis_slack.bot.views import WORKING, AnswerView, open_view
 from trellis_slack.settings import PrivateAnswers
 from trellis_slack.slack import blocks

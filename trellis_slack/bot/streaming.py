@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from trellis_slack.bot import attachments, lifecycle
 from trellis_slack.bot.chats import CHAT_QUEUED, OPEN_CHAT_CAP
-from trellis_slack.bot.posting import VisualPoster, best_effort
+from trellis_slack.bot.posting import VisualPoster
 from trellis_slack.bot.seams import TurnHandle
 from trellis_slack.bot.steps import StepLog, card_title
+from trellis_slack.bot.storing import best_effort
 from trellis_slack.bot.views import StreamedView
 from trellis_slack.errors import TrellisAPIError
 from trellis_slack.slack import blocks

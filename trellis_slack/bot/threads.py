@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from trellis_slack.bot.storing import until_stored
 from trellis_slack.errors import StateError
 from trellis_slack.store.base import Store
 
@@ -86,10 +87,8 @@ class ThreadTurns:
     async def _release(self, channel_id: str, thread_ts: str, holder: str) -> None:
         """Give the thread back, trying again while the store is away: a claim left behind by
         a live replica would hold the thread until that replica stops."""
-        while True:
-            try:
-                await self.store.release_turn(channel_id, thread_ts, holder)
-                return
-            except StateError as exc:
-                log.warning("could not give the thread back (trying again): %s", exc)
-            await asyncio.sleep(self.recheck)  # a timer between tries
+        await until_stored(
+            lambda: self.store.release_turn(channel_id, thread_ts, holder),
+            "the thread given back",
+            every=self.recheck,
+        )

@@ -24,9 +24,10 @@ from trellis_slack.bot.asks import Ask, Defaults
 from trellis_slack.bot.attachments import Attachments
 from trellis_slack.bot.chats import RETIRED_FOLLOW_UP, ChatDeleter, Chats
 from trellis_slack.bot.lifecycle import Status
-from trellis_slack.bot.posting import ThreadPoster, VisualPoster, best_effort
+from trellis_slack.bot.posting import ThreadPoster, VisualPoster
 from trellis_slack.bot.private import open_private, private_mode
 from trellis_slack.bot.seams import TurnHandle, TurnSource, VisualizationRenderer
+from trellis_slack.bot.storing import best_effort, until_stored
 from trellis_slack.bot.streaming import Streaming
 from trellis_slack.bot.views import (
     STATUS_AFTER,
@@ -36,7 +37,7 @@ from trellis_slack.bot.views import (
     EditedView,
     open_view,
 )
-from trellis_slack.errors import StateError, TrellisError
+from trellis_slack.errors import TrellisError
 from trellis_slack.logs import add_log_context, log_context
 from trellis_slack.ops.metrics import Metrics
 from trellis_slack.settings import PrivateAnswers
@@ -284,15 +285,12 @@ class TurnRunner:
         A question left "answering" would be taken for a cut-short one at the next takeover
         (a restart, another replica), and its answer, already in Slack, replaced by Retry.
         """
-        for attempt in range(OUTCOME_TRIES):
-            try:
-                await self.store.update_question(ask.channel_id, ask.question_ts, status=outcome)
-                return
-            except StateError as exc:
-                if attempt == 0:
-                    log.warning("could not record how the answer ended (trying again): %s", exc)
-            await asyncio.sleep(OUTCOME_RETRY)  # a timer between tries
-        log.error("how the answer to %s ended was never recorded", ask.question_ts)
+        await until_stored(
+            lambda: self.store.update_question(ask.channel_id, ask.question_ts, status=outcome),
+            f"how the answer to {ask.question_ts} ended",
+            every=OUTCOME_RETRY,
+            tries=OUTCOME_TRIES,
+        )
 
     async def _say_retired(self, ask: Ask, poster: ThreadPoster) -> None:
         """One line in the thread: its earlier chat is gone, so this answer starts afresh."""
