@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,16 +58,21 @@ class Route:
     handler: Callable[[Listeners, dict[str, Any]], Rendered | Recorded | None]
 
 
-def _on_message(listeners: Listeners, body: dict[str, Any]) -> Recorded:
+def _recorded_first(
+    listeners: Listeners, handle: Callable[[Recorded], Coroutine[Any, Any, None]]
+) -> Recorded:
+    """Start ``handle``; what it settles once the question is recorded is what the ack awaits."""
     recorded: Recorded = asyncio.get_running_loop().create_future()
-    listeners.bridge.spawn(listeners.bridge.on_message(body["event"], recorded))
+    listeners.bridge.spawn(handle(recorded))
     return recorded
+
+
+def _on_message(listeners: Listeners, body: dict[str, Any]) -> Recorded:
+    return _recorded_first(listeners, lambda r: listeners.bridge.on_message(body["event"], r))
 
 
 def _on_app_mention(listeners: Listeners, body: dict[str, Any]) -> Recorded:
-    recorded: Recorded = asyncio.get_running_loop().create_future()
-    listeners.bridge.spawn(listeners.bridge.on_app_mention(body["event"], recorded))
-    return recorded
+    return _recorded_first(listeners, lambda r: listeners.bridge.on_app_mention(body["event"], r))
 
 
 def _on_app_home_opened(listeners: Listeners, body: dict[str, Any]) -> None:
