@@ -152,6 +152,10 @@ def _escape(name: str) -> str:
     return name.replace("*", "").strip() or "a file"
 
 
+#: Questions whose files are remembered in memory until their turn (beyond it, the store).
+_FRESH_MAX = 10_000
+
+
 class Attachments:
     """The files of questions, from intake to their turn and to any later Retry.
 
@@ -163,9 +167,15 @@ class Attachments:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: The files of questions this process took in and has not asked yet (none: ``()``), so
+        #: the usual turn reads nothing from the store; the others (a Retry, a takeover) do.
+        self._fresh: dict[tuple[str, str], tuple[SlackFile, ...]] = {}
 
     async def hold(self, channel_id: str, ts: str, files: Sequence[SlackFile]) -> None:
-        """Keep a question's files (their links) for its turn."""
+        """Keep a question's files (their links) for its turn, and for any later one."""
+        self._fresh[channel_id, ts] = tuple(files)
+        if len(self._fresh) > _FRESH_MAX:  # never asked (deleted while it waited): the store has it
+            del self._fresh[next(iter(self._fresh))]
         if not files:
             return
         links = json.dumps([asdict(f) for f in files])
@@ -176,6 +186,9 @@ class Attachments:
 
     async def of(self, channel_id: str, ts: str) -> tuple[SlackFile, ...]:
         """The question's files; empty when it had none (or they cannot be read)."""
+        fresh = self._fresh.pop((channel_id, ts), None)
+        if fresh is not None:
+            return fresh
         try:
             links = await self.store.files_of(channel_id, ts)
         except StateError as exc:
