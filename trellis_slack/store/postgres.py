@@ -20,7 +20,7 @@ from trellis_slack.store.postgres_chats import PgChatUpkeep
 from trellis_slack.store.postgres_fleet import PgFleet
 from trellis_slack.store.postgres_private import PgPrivateAnswers
 from trellis_slack.store.postgres_records import PgRecords
-from trellis_slack.store.postgres_schema import SCHEMA_VERSION, migrate
+from trellis_slack.store.postgres_schema import Q_COLUMNS, SCHEMA_VERSION, migrate, question_of
 from trellis_slack.store.postgres_turns import PgTurns, thread_note
 from trellis_slack.store.records import QuestionRecord, Receipt, ts_order
 from trellis_slack.store.target import describe, scrub
@@ -33,16 +33,6 @@ _SECONDS_PER_DAY = 86_400.0
 #: Seconds calls fail at once after the database failed to answer, and the longest a retry
 #: then waits for a connection (`PostgresStore._tx`).
 _RECHECK = 1.0
-
-#: The columns of a question, in the order `_question_of` reads them.
-Q_COLUMNS = (
-    "channel_id, ts, thread_ts, user_id, text, trellis_message_id, status, owner_id, handler"
-)
-
-
-def question_of(row: TupleRow) -> QuestionRecord:
-    """A question from a row of `Q_COLUMNS`."""
-    return QuestionRecord(*row)
 
 
 class PostgresStore(PgTurns, PgRecords, PgChatUpkeep, PgPrivateAnswers, PgFleet):

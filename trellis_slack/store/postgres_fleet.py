@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from trellis_slack.bot.lifecycle_status import UNFINISHED
 from trellis_slack.errors import StateError
-from trellis_slack.store.postgres_schema import CHANNEL
+from trellis_slack.store.postgres_schema import CHANNEL, Q_COLUMNS, question_of
 from trellis_slack.store.postgres_turns import LIVE, command_note
 from trellis_slack.store.records import (
     Command,
@@ -36,9 +36,6 @@ ADOPT_LOCK = 0x61646F7074
 #: Seconds `health` waits for a pooled connection before calling the store unreachable.
 HEALTH_TIMEOUT = 2.0
 
-_Q_COLUMNS = (
-    "channel_id, ts, thread_ts, user_id, text, trellis_message_id, status, owner_id, handler"
-)
 
 #: Drop thread claims of anyone but %s that no live replica holds, telling their threads.
 _DROP_DEAD_TURNS = (
@@ -102,10 +99,10 @@ class PgFleet:
             cur = await conn.execute(
                 "UPDATE questions SET handler = %s WHERE status = ANY(%s) AND handler <> %s"
                 " AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.replica = questions.handler"
-                f" AND r.expires_at > %s) RETURNING {_Q_COLUMNS}",
+                f" AND r.expires_at > %s) RETURNING {Q_COLUMNS}",
                 (replica, sorted(UNFINISHED), replica, now),
             )
-            adopted = [QuestionRecord(*row) for row in await cur.fetchall()]
+            adopted = [question_of(row) for row in await cur.fetchall()]
             await conn.execute(_DROP_DEAD_TURNS, (replica, now))
             await conn.execute(
                 f"DELETE FROM slots t WHERE t.replica <> %s AND NOT {LIVE}", (replica, now)

@@ -8,6 +8,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from trellis_slack.errors import StateError
+from trellis_slack.store.records import QuestionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,17 @@ CREATE TABLE IF NOT EXISTS question_files (
 MIGRATIONS: tuple[str, ...] = (_INITIAL, _QUESTION_FILES)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The columns of a question, in the order `question_of` reads them.
+Q_COLUMNS = (
+    "channel_id, ts, thread_ts, user_id, text, trellis_message_id, status, owner_id, handler"
+)
+
+
+def question_of(row: TupleRow) -> QuestionRecord:
+    """A question from a row of `Q_COLUMNS`."""
+    return QuestionRecord(*row)
+
 
 #: The tables `stats` counts (as SQLite's).
 TABLES = ("event_claims", "conversations", "questions", "bot_posts", "channel_settings")
