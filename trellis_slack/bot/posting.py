@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -133,6 +133,13 @@ class ThreadPoster:
                 # linger) and post the answer as new messages instead.
                 await self.forget(live.ts)
                 pieces.insert(0, first)
+        lost = await self.post_pieces(pieces)
+        await visuals.share_files()
+        return lost
+
+    async def post_pieces(self, pieces: Sequence[blocks.Rendered]) -> int:
+        """Post the answer's messages in order; a part Slack refuses as Markdown goes again as
+        plain text. How many parts could not be posted at all."""
         lost = 0
         for piece in pieces:
             if await self.post(piece, PostKind.ANSWER) is None and (
@@ -140,7 +147,6 @@ class ThreadPoster:
             ):
                 log.error("a part of the answer could not be posted")
                 lost += 1
-        await visuals.share_files()
         return lost
 
 

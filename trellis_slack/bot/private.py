@@ -139,13 +139,7 @@ class WhisperPoster(ThreadPoster):
         kept = json.dumps([{"text": p.text, "blocks": list(p.blocks)} for p in pieces])
         keep = self.store.keep_private_answer(self.channel_id, self.question_ts, kept)
         await best_effort(keep, "the private answer, for Share", None)
-        lost = 0
-        for piece in pieces:
-            if await self.post(piece, PostKind.ANSWER) is None and (
-                await self.post(blocks.Rendered(piece.text, ()), PostKind.ANSWER) is None
-            ):
-                log.error("a part of a private answer could not be shown")
-                lost += 1
+        lost = await self.post_pieces(pieces)
         await visuals.share_files()
         return lost
 
