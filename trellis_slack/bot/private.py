@@ -254,11 +254,7 @@ class Sharing:
             return
         poster = ThreadPoster(self.slack, self.store, channel_id, question.thread_ts, question_ts)
         pieces = _shared(kept, user_id)
-        posted = 0
-        for piece in pieces:
-            if await poster.post(piece, PostKind.ANSWER) is not None:
-                posted += 1
-        if posted == 0:
+        if await poster.post_pieces(pieces) == len(pieces):  # not one part could be posted
             await self.store.release_share(channel_id, question_ts)
             await self.slack.ephemeral(channel_id, user_id, SHARE_FAILED, where)
 
